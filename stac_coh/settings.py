@@ -1,0 +1,49 @@
+"""Run-time settings read from the environment (prefix ``STAC_COH_``).
+
+Only the command line and the worker read these; library functions take plain arguments,
+so tests and callers never depend on the process environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    """Return the per-user cache directory (XDG on Linux)."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "stac-coh"
+
+
+class Settings(BaseSettings):
+    """Settings shared by every command; override with ``STAC_COH_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="STAC_COH_", extra="ignore")
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    """Where downloaded weights and other cached files live."""
+
+    weights: str | None = None
+    """Default weights (path, ``.h5`` or ``hf://owner/repo``); ``None`` = bundled weights."""
+
+    device: str = "auto"
+    """Torch device: auto, cpu, cuda, mps."""
+
+    log_json: bool = False
+    """Log one JSON object per line (CloudWatch) instead of human-readable lines."""
+
+    http_timeout_s: float = 30.0
+    """Timeout of one HTTP request to a STAC API or token service."""
+
+    http_retries: int = 5
+    """Retries of an HTTP request on 429/5xx and connection errors."""
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment once per call."""
+    return Settings()

@@ -1,0 +1,35 @@
+"""Shared fixtures: paths to the shared fixtures, and the real local services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import MotoServer, PgstacApi, run_moto_server, run_pgstac_api
+
+TESTS = Path(__file__).parent
+DATA = TESTS / "data"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto_server process for the session (S3, Batch, CloudFormation)."""
+    with run_moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """Point boto3 and GDAL at moto_server for one test, with dummy credentials."""
+    for key, value in moto_server.env().items():
+        monkeypatch.setenv(key, value)
+    return moto_server
+
+
+@pytest.fixture(scope="session")
+def pgstac_api() -> Iterator[PgstacApi]:
+    """One stac-fastapi-pgstac (Transactions on) for the session."""
+    with run_pgstac_api() as api:
+        yield api

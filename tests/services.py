@@ -113,17 +113,18 @@ def run_moto_server() -> Iterator[MotoServer]:
     if not exe.exists():
         unavailable("moto_server is not installed (pip install 'moto[server]')")
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
+    log = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=subprocess.STDOUT
+        )
     server = MotoServer(f"http://127.0.0.1:{port}", port)
     try:
         wait_http(f"{server.endpoint}/moto-api/", 30, proc)
         server.configure_docker_less_batch()
     except (RuntimeError, TimeoutError) as exc:
         stop(proc)
-        unavailable(f"moto_server did not start: {exc}; log {log.name}")
+        unavailable(f"moto_server did not start: {exc}; log {log}")
     try:
         yield server
     finally:
@@ -195,7 +196,8 @@ def run_pgstac_api() -> Iterator[PgstacApi]:
     pg_bin = _pg_bin()
     if pg_bin is None:
         unavailable(
-            "PostgreSQL server not installed (apt-get install postgresql-15 postgresql-15-postgis-3)"
+            "PostgreSQL server not installed "
+            "(apt-get install postgresql-15 postgresql-15-postgis-3)"
         )
     if not any(Path("/usr/share/postgresql").glob("*/extension/postgis.control")):
         unavailable("PostGIS not installed (apt-get install postgresql-15-postgis-3)")

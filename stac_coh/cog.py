@@ -1,0 +1,118 @@
+"""Cloud-Optimized GeoTIFF encoding of the coherence product (see docs: PRODUCT.md facts).
+
+Coherence is stored as uint8 with scale 1/250 and nodata 255 by default (quantisation error
+<= 0.002, far under model error), or float32 with NaN nodata. Scale, offset and nodata are
+written into the GeoTIFF itself so GDAL and rasterio decode it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+from rio_cogeo.cogeo import cog_translate
+from rio_cogeo.profiles import cog_profiles
+
+__all__ = [
+    "COG_MEDIA_TYPE",
+    "FLOAT32",
+    "UINT8_UNIT",
+    "Encoding",
+    "decode",
+    "encode",
+    "encoding_for",
+    "translate_to_cog",
+]
+
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+"""The exact media type STAC Browser needs to draw a COG."""
+
+COG_BLOCKSIZE = 512
+"""Internal tile edge."""
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How values in [0, 1] are stored: ``value = stored * scale + offset``."""
+
+    dtype: Literal["uint8", "float32"]
+    """Stored data type."""
+    scale: float
+    """Multiply stored values by this..."""
+    offset: float
+    """...then add this."""
+    nodata: float
+    """Stored nodata value (NaN for float32)."""
+
+
+UINT8_UNIT = Encoding("uint8", 0.004, 0.0, 255)
+"""Default: 0..250 -> 0..1, 255 = nodata."""
+
+FLOAT32 = Encoding("float32", 1.0, 0.0, math.nan)
+"""Full precision, NaN = nodata."""
+
+
+def encoding_for(dtype: str) -> Encoding:
+    """The encoding of ``--dtype uint8|float32``."""
+    try:
+        return {"uint8": UINT8_UNIT, "float32": FLOAT32}[dtype]
+    except KeyError:
+        raise ValueError(f"--dtype must be uint8 or float32, not {dtype!r}") from None
+
+
+def encode(values: npt.NDArray[np.floating], encoding: Encoding) -> npt.NDArray[np.generic]:
+    """Values in [0, 1] with NaN as nodata -> stored array."""
+    values = np.asarray(values, dtype=np.float32)
+    if encoding.dtype == "float32":
+        return np.where(np.isfinite(values), np.clip(values, 0.0, 1.0), np.nan).astype(np.float32)
+    top = round((1.0 - encoding.offset) / encoding.scale)
+    stored = np.rint((np.clip(values, 0.0, 1.0) - encoding.offset) / encoding.scale)
+    stored = np.clip(np.nan_to_num(stored, nan=encoding.nodata), 0, max(top, encoding.nodata))
+    stored[~np.isfinite(values)] = encoding.nodata
+    return stored.astype(np.uint8)
+
+
+def decode(stored: npt.NDArray[np.generic], encoding: Encoding) -> npt.NDArray[np.float32]:
+    """Stored array -> values with NaN as nodata."""
+    stored = np.asarray(stored)
+    if encoding.dtype == "float32":
+        return stored.astype(np.float32)
+    values = stored.astype(np.float32) * np.float32(encoding.scale) + np.float32(encoding.offset)
+    values[stored == encoding.nodata] = np.nan
+    return values
+
+
+def translate_to_cog(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    resampling: str = "average",
+    compress: Literal["DEFLATE", "ZSTD"] = "DEFLATE",
+) -> None:
+    """Rewrite a GeoTIFF as a COG: 512 tiles, overviews down to ~256 px, compression.
+
+    Scale, offset, nodata and band descriptions of ``src`` are kept.
+    """
+    with rasterio.open(src) as ds:
+        is_float = np.dtype(ds.dtypes[0]).kind == "f"
+    profile = cog_profiles.get(compress.lower()).copy()
+    profile.update(
+        blockxsize=COG_BLOCKSIZE,
+        blockysize=COG_BLOCKSIZE,
+        predictor=3 if is_float else 2,
+    )
+    cog_translate(
+        str(src),
+        str(dst),
+        profile,
+        overview_resampling=resampling,
+        overview_level=None,  # rio-cogeo picks levels down to one block (~512 px)
+        quiet=True,
+        in_memory=False,
+        use_cog_driver=False,
+    )

@@ -15,6 +15,7 @@ from stac_coh.cli import (
     run_commands,
     science_commands,
     search_command,
+    serve_command,
     weights_commands,
 )
 from stac_coh.errors import StacCohError
@@ -41,6 +42,7 @@ for _module in (
     predict_command,
     run_commands,
     catalog_commands,
+    serve_command,
     batch_commands,
     weights_commands,
     science_commands,

@@ -12,4 +12,3 @@ def register(app: typer.Typer) -> None:
     planned(app, "search-and-run", "Search, pair, predict and publish a coherence catalog.", 9)
     planned(app, "run", "Process pairs of a manifest (the AWS Batch worker's code path).", 9)
     planned(app, "demo", "Run the whole job offline on a bundled simulated catalog.", 9)
-    planned(app, "serve", "Serve a local catalog for STAC Browser (Range + CORS).", 9)

@@ -8,6 +8,7 @@ centres; BatchNorm uses epsilon 1e-4.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from os import PathLike
 from typing import TYPE_CHECKING
@@ -16,16 +17,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stac_coh.errors import InputError
+
 if TYPE_CHECKING:
-    from stac_coh.weights import ModelCard
+    from stac_coh.model_card import ModelCard
 
 __all__ = [
     "BN_EPSILON",
     "BN_MOMENTUM",
     "DEPTH_MULTIPLE",
+    "UPSAMPLING_NAMES",
     "ResUNet",
     "ResidualBlock",
+    "UpConv",
     "load_model",
+    "model_card_of",
 ]
 
 BN_EPSILON = 1e-4
@@ -87,8 +93,15 @@ class ResUNet(nn.Module):
         in_channels: input images (t1, t2).
     """
 
+    model_card: ModelCard | None = None
+    """Set by :func:`stac_coh.weights.load_weights`: what the loaded weights are."""
+
     def __init__(self, base: int = 32, in_channels: int = 2) -> None:
         super().__init__()
+        if base < 1 or in_channels < 1:
+            raise InputError(
+                f"ResUNet needs base >= 1 and in_channels >= 1, got {base} and {in_channels}."
+            )
         self.base = base
         self.in_channels = in_channels
         widths = [base * 2**i for i in range(5)]
@@ -113,7 +126,7 @@ class ResUNet(nn.Module):
         """He-normal kernels and zero biases, as the Keras model initialises them."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                _keras_he_normal_(module.weight)
                 nn.init.zeros_(module.bias)
 
     def residual_blocks(self) -> Iterator[ResidualBlock]:
@@ -124,9 +137,14 @@ class ResUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, 2, H, W) model input to (N, 2, H, W): coherence mean, log-variance head."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise InputError(
+                f"ResUNet input must be (N, {self.in_channels}, H, W), got {tuple(x.shape)}; "
+                "stack t1 and t2 with stac_coh.preprocess.to_model_input."
+            )
         height, width = x.shape[-2:]
         if height % DEPTH_MULTIPLE or width % DEPTH_MULTIPLE:
-            raise ValueError(
+            raise InputError(
                 f"ResUNet input height and width must be multiples of {DEPTH_MULTIPLE}, "
                 f"got {height}x{width}; pad the input (stac_coh.infer does this for you)."
             )
@@ -143,6 +161,14 @@ class ResUNet(nn.Module):
         mean = torch.sigmoid(self.mean_head(x))
         log_variance = torch.sigmoid(self.log_variance_head(x))
         return torch.cat([mean, log_variance], dim=1)
+
+
+def _keras_he_normal_(weight: torch.Tensor) -> None:
+    """Keras ``HeNormal``: a normal truncated at two sigma, rescaled to variance 2 / fan_in."""
+    fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    # 0.8796... is the standard deviation of a unit normal truncated to [-2, 2].
+    std = math.sqrt(2.0 / fan_in) / 0.87962566103423978
+    nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
 
 
 def load_model(

@@ -69,3 +69,15 @@ class StacCohWarning(UserWarning):
 
 class WeightsProvenanceWarning(StacCohWarning):
     """The weights in use are not the published ones (e.g. the bundled demo weights)."""
+
+
+class ObjectNotFoundError(StorageError, FileNotFoundError):
+    """A key asked of the output store does not exist (yet)."""
+
+
+class AnnotationError(InputError):
+    """A Sentinel-1 annotation XML (calibration, noise, product) is missing or malformed."""
+
+
+class BatchError(StacCohError):
+    """AWS Batch refused or failed a request (unknown queue or job definition, permissions)."""

@@ -107,8 +107,12 @@ class MotoServer:
 
 
 @contextlib.contextmanager
-def run_moto_server() -> Iterator[MotoServer]:
-    """Start moto_server as a separate process (in-process moto makes GDAL hang)."""
+def run_moto_server(env: dict[str, str] | None = None) -> Iterator[MotoServer]:
+    """Start moto_server as a separate process (in-process moto makes GDAL hang).
+
+    ``env`` adds server-side settings, e.g. ``MOTO_SIMPLE_BATCH_FAIL_AFTER=0`` (every
+    docker-less Batch job fails).
+    """
     exe = VENV_BIN / "moto_server"
     if not exe.exists():
         unavailable("moto_server is not installed (pip install 'moto[server]')")
@@ -116,7 +120,10 @@ def run_moto_server() -> Iterator[MotoServer]:
     log = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=subprocess.STDOUT
+            [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     server = MotoServer(f"http://127.0.0.1:{port}", port)
     try:

@@ -2,13 +2,270 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
 
+from stac_coh.batch import (
+    BatchTargets,
+    RunPlan,
+    RunRecord,
+    RunStatus,
+    job_tags,
+    new_run_id,
+    open_s3_out,
+    plan_run,
+    run_key,
+    run_status,
+    submit_run,
+    validate_run_id,
+)
 from stac_coh.cli._placeholder import planned
+from stac_coh.cli._search_options import SearchOptions, search_options
+from stac_coh.errors import InputError
+from stac_coh.manifest import Manifest, read_manifest
+
+__all__ = ["register"]
+
+
+def _prose(text: str) -> str:
+    """Join the lines of each paragraph so the terminal wraps them; keep indented lines."""
+    out: list[str] = []
+    for line in text.strip().splitlines():
+        joinable = out and out[-1] and line and not line.startswith(" ")
+        if joinable and not out[-1].startswith(" "):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+_STACK = "the CloudFormation stack of infra/stac-coh.yaml (see batch/README.md)"
+
+_SUBMIT_HELP = _prose(f"""
+Search pairs (or read a manifest) and run them on AWS Batch GPUs, then finalize the catalog.
+
+Takes the same search options as `stac-coh search` (or --manifest FILE from
+`stac-coh search --json FILE`). Writes the manifest to OUT/runs/RUN_ID/manifest.json,
+submits the worker jobs (children of --pairs-per-job pairs each; an array job holds 2 to
+10,000 children, more children make several array jobs, a single child is a plain job),
+then a finalize job that starts when every worker job is done, and records the run in
+OUT/runs/RUN_ID/run.json. Prints the run id and the job ids; follow the run with
+`stac-coh status RUN_ID --out OUT`.
+
+Queues and job definitions are outputs of {_STACK}; the STAC_COH_JOB_QUEUE,
+STAC_COH_JOB_DEFINITION, STAC_COH_FINALIZE_JOB_QUEUE and STAC_COH_FINALIZE_JOB_DEFINITION
+environment variables save typing them. AWS credentials and region come from the usual
+AWS environment.
+
+Examples:
+
+  export STAC_COH_JOB_QUEUE=GPU_QUEUE_ARN STAC_COH_JOB_DEFINITION=stac-coh-worker
+  export STAC_COH_FINALIZE_JOB_QUEUE=CPU_QUEUE_ARN
+  export STAC_COH_FINALIZE_JOB_DEFINITION=stac-coh-finalize
+
+  stac-coh submit --bbox 77.4 12.8 77.8 13.1 --start 2026-03-01 --end 2026-04-30 \\
+      --out s3://my-coherence/bengaluru --pairs-per-job 4 --dry-run
+
+  stac-coh search --bbox 77.4 12.8 77.8 13.1 --start 2026-03-01 --end 2026-04-30 \\
+      --json pairs.json
+  stac-coh submit --manifest pairs.json --out s3://my-coherence/bengaluru --pairs-per-job 4
+""")
+
+_STATUS_HELP = _prose("""
+Show a submitted run: children by state, the finalize job, failed children.
+
+RUN_ID is what `stac-coh submit` printed; --out is the same s3:// URI. A failed child shows
+AWS Batch's reason and the container's exit code (2: bad input, not retried; 75: transient,
+retried; a "Host EC2 ... terminated" reason: Spot reclaim, retried).
+
+Examples:
+
+  stac-coh status 20260417T101500Z-3f9c2a --out s3://my-coherence/bengaluru
+
+  stac-coh status 20260417T101500Z-3f9c2a --out s3://my-coherence/bengaluru --json
+""")
+
+
+@search_options
+def submit_command(
+    search: SearchOptions,
+    manifest: str | None = typer.Option(
+        None,
+        "--manifest",
+        metavar="FILE",
+        help="Submit this manifest (path or s3:// URI) instead of searching.",
+    ),
+    out: str = typer.Option(..., "--out", help="Catalog root: s3://BUCKET/PREFIX."),
+    job_queue: str = typer.Option(
+        ..., "--job-queue", envvar="STAC_COH_JOB_QUEUE", help="Worker (GPU) job queue."
+    ),
+    job_definition: str = typer.Option(
+        ..., "--job-definition", envvar="STAC_COH_JOB_DEFINITION", help="Worker job definition."
+    ),
+    finalize_job_definition: str = typer.Option(
+        ...,
+        "--finalize-job-definition",
+        envvar="STAC_COH_FINALIZE_JOB_DEFINITION",
+        help="Finalize job definition.",
+    ),
+    finalize_job_queue: str | None = typer.Option(
+        None,
+        "--finalize-job-queue",
+        envvar="STAC_COH_FINALIZE_JOB_QUEUE",
+        help="Finalize (CPU) job queue; default: --job-queue.",
+    ),
+    pairs_per_job: int = typer.Option(
+        4, "--pairs-per-job", help="Pairs per array child (more = fewer container starts)."
+    ),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Run id; default: UTC time and a random suffix."
+    ),
+    tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE tag on every job; repeatable."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan; write and submit nothing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
+) -> None:
+    """Search (or read a manifest) and submit the pairs to AWS Batch."""
+    pairs = _pairs_to_submit(search, manifest)
+    targets = BatchTargets(job_queue, job_definition, finalize_job_definition, finalize_job_queue)
+    tags = _parse_tags(tag)
+    if dry_run:
+        rid = validate_run_id(run_id) if run_id else new_run_id()
+        plan = plan_run(len(pairs.pairs), pairs_per_job, rid)
+        job_tags(rid, tags)
+        open_s3_out(out, s3=None)  # checks the URI without a client
+        _print_plan(plan, targets, out)
+        return
+    batch, s3 = _clients()
+    record = submit_run(
+        pairs,
+        out=out,
+        targets=targets,
+        pairs_per_job=pairs_per_job,
+        batch=batch,
+        s3=s3,
+        run_id=run_id,
+        tags=tags,
+    )
+    if as_json:
+        typer.echo(json.dumps(record.to_dict(), indent=2))
+    else:
+        _print_record(record)
+
+
+def status_command(
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="Run id printed by `submit`."),
+    out: str = typer.Option(..., "--out", help="The s3:// catalog root the run writes to."),
+    max_failed: int = typer.Option(20, "--max-failed", min=0, help="List this many failures."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+) -> None:
+    """Show a run's jobs by state."""
+    batch, s3 = _clients()
+    status = run_status(run_id, out=out, batch=batch, s3=s3, max_failed=max_failed)
+    if as_json:
+        typer.echo(json.dumps(status.to_dict(), indent=2))
+    else:
+        _print_status(status)
+
+
+def _pairs_to_submit(search: SearchOptions, manifest: str | None) -> Manifest:
+    """The manifest given with --manifest, or the result of the search options."""
+    if manifest is None:
+        result = search.run()
+        typer.echo(f"search: {len(result.manifest.pairs)} pairs. {result.summary}", err=True)
+        return result.manifest  # type: ignore[no-any-return]
+    if any((search.bbox, search.aoi, search.start, search.end)):
+        raise InputError("Give either --manifest or the search options (--bbox ...), not both.")
+    return read_manifest(manifest)
+
+
+def _parse_tags(items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings to a dict."""
+    tags = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--tag {item!r} must be KEY=VALUE.")
+        tags[key] = value
+    return tags
+
+
+def _clients() -> tuple[Any, Any]:
+    """boto3 Batch and S3 clients from the standard AWS environment, with retries."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    config = Config(retries={"mode": "standard", "max_attempts": 10})
+    session = boto3.session.Session()
+    try:
+        return session.client("batch", config=config), session.client("s3", config=config)
+    except NoRegionError:
+        raise InputError(
+            "No AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION)."
+        ) from None
+
+
+def _print_plan(plan: RunPlan, targets: BatchTargets, out: str) -> None:
+    """What a submit would do."""
+    typer.echo(f"dry run: nothing written or submitted. Run {plan.run_id} would submit:")
+    typer.echo(
+        f"  {plan.n_pairs} pairs, {plan.children} children of {plan.pairs_per_job} pairs, "
+        f"{len(plan.jobs)} worker job(s) to {targets.job_queue} with {targets.job_definition}"
+    )
+    for job in plan.jobs:
+        kind = f"array of {job.size}" if job.is_array else "plain job"
+        last = job.index_offset + job.size - 1
+        typer.echo(f"  worker   {job.name}  {kind}, children {job.index_offset}-{last}")
+    typer.echo(
+        f"  finalize {plan.finalize_name}  to {targets.finalize_queue} with "
+        f"{targets.finalize_job_definition}, after every worker job"
+    )
+    typer.echo(f"  manifest {out.rstrip('/')}/{run_key(plan.run_id, 'manifest.json')}")
+
+
+def _print_record(record: RunRecord) -> None:
+    """What a submit did."""
+    typer.echo(f"run {record.run_id}")
+    typer.echo(
+        f"  {record.n_pairs} pairs, {record.children} children of {record.pairs_per_job} pairs"
+    )
+    for job in record.jobs:
+        kind = f"array of {job.size}" if job.size > 1 else "plain job"
+        last = job.index_offset + job.size - 1
+        typer.echo(
+            f"  worker   {job.job_id}  {job.name} ({kind}, children {job.index_offset}-{last})"
+        )
+    typer.echo(f"  finalize {record.finalize_job_id}  after every worker job")
+    typer.echo(f"  manifest {record.manifest_uri}")
+    typer.echo(f"Follow it: stac-coh status {record.run_id} --out {record.out}")
+
+
+def _print_status(status: RunStatus) -> None:
+    """Counts by state, the finalize job, failed children."""
+    record = status.record
+    typer.echo(f"run {record.run_id}: {record.children} children, {record.n_pairs} pairs")
+    for state, n in status.counts.items():
+        if n:
+            typer.echo(f"  {state:<10} {n}")
+    reason = f" ({status.finalize_reason})" if status.finalize_reason else ""
+    typer.echo(f"  finalize   {status.finalize_status}{reason}")
+    for child in status.failed:
+        code = "" if child.exit_code is None else f", exit code {child.exit_code}"
+        why = "; ".join(filter(None, (child.status_reason, child.reason))) or "no reason given"
+        typer.echo(
+            f"  failed child {child.child} (pairs {child.pairs[0]}-{child.pairs[1] - 1}, "
+            f"job {child.job_id}{code}): {why}"
+        )
+    if status.failed_total > len(status.failed):
+        typer.echo(f"  ... and {status.failed_total - len(status.failed)} more failed children")
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands to the app."""
-    planned(app, "submit", "Search, write the manifest to S3, submit AWS Batch array jobs.", 6)
-    planned(app, "status", "Show the AWS Batch jobs of a run by state.", 6)
+    app.command("submit", help=_SUBMIT_HELP)(submit_command)
+    app.command("status", help=_STATUS_HELP)(status_command)
     planned(app, "worker", "Container entrypoint: process this array child's pairs.", 6)

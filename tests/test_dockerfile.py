@@ -1,0 +1,95 @@
+"""The GPU worker image, checked without a Docker engine: hadolint and dockerfile-parse."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+from stac_coh.batch import WORKER_COMMAND
+from tests.services import VENV_BIN
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+CUDA_PYTORCH = re.compile(r"pytorch/pytorch:\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime")
+
+
+@pytest.fixture(scope="module")
+def parsed() -> DockerfileParser:
+    return DockerfileParser(str(DOCKERFILE))
+
+
+def _final_stage(parsed: DockerfileParser) -> list[dict[str, str]]:
+    """Instructions after the last FROM."""
+    structure = parsed.structure
+    last_from = max(i for i, ins in enumerate(structure) if ins["instruction"] == "FROM")
+    return structure[last_from:]
+
+
+def test_hadolint_is_clean() -> None:
+    done = subprocess.run(
+        [str(VENV_BIN / "hadolint"), "--no-color", str(DOCKERFILE)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_base_images_are_pinned_cuda_pytorch(parsed: DockerfileParser) -> None:
+    assert CUDA_PYTORCH.fullmatch(parsed.baseimage), parsed.baseimage
+    assert all(CUDA_PYTORCH.fullmatch(image) for image in parsed.parent_images)
+
+
+def test_runs_as_a_non_root_user(parsed: DockerfileParser) -> None:
+    users = [ins["value"] for ins in _final_stage(parsed) if ins["instruction"] == "USER"]
+    assert users, "the runtime stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+    creates = " ".join(ins["value"] for ins in _final_stage(parsed) if ins["instruction"] == "RUN")
+    assert f"--uid {user}" in creates or f"useradd {user}" in creates
+
+
+def test_entrypoint_is_the_worker(parsed: DockerfileParser) -> None:
+    final = _final_stage(parsed)
+    [entrypoint] = [ins["value"] for ins in final if ins["instruction"] == "ENTRYPOINT"]
+    [cmd] = [ins["value"] for ins in final if ins["instruction"] == "CMD"]
+    assert json.loads(entrypoint) == ["stac-coh", "worker"]
+    assert json.loads(cmd) == list(WORKER_COMMAND)  # what the job definition passes too
+
+
+def test_gdal_comes_from_wheels_and_layers_stay_small(parsed: DockerfileParser) -> None:
+    runs = [ins["value"] for ins in parsed.structure if ins["instruction"] == "RUN"]
+    assert not any("apt-get" in run or "apk " in run for run in runs)
+    pip_runs = [run for run in runs if "pip install" in run or "pip wheel" in run]
+    assert pip_runs
+    assert all("--no-cache-dir" in run for run in pip_runs)
+
+
+def test_dependencies_install_before_the_code(parsed: DockerfileParser) -> None:
+    final = _final_stage(parsed)
+    order = [ins["instruction"] + " " + ins["value"] for ins in final]
+    deps = next(i for i, s in enumerate(order) if s.startswith("COPY pyproject.toml"))
+    code = next(i for i, s in enumerate(order) if "/wheels" in s)
+    assert deps < code
+    assert not any(s.startswith("COPY stac_coh") for s in order[:deps])
+
+
+def test_package_and_bundled_weights_are_installed(parsed: DockerfileParser) -> None:
+    runs = " ".join(ins["value"] for ins in _final_stage(parsed) if ins["instruction"] == "RUN")
+    assert "stac_coh-*.whl" in runs
+    assert "'data' / 'weights'" in runs  # the build fails without the bundled weights
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["stac_coh"]
+    assert "data/**/*" in package_data
+
+
+def test_dockerignore_sends_only_the_package() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    rules = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*"  # allow-list: .venv, .git, tests and data stay out
+    assert {"!pyproject.toml", "!README.md", "!LICENSE", "!stac_coh/"} <= set(rules)

@@ -26,7 +26,7 @@ CLOUD_DEFAULTS: dict[str, Any] = {
     "GDAL_HTTP_TIMEOUT": "60",
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(64 * 2**20),
-    "GDAL_CACHEMAX": "256",
+    "GDAL_CACHEMAX": 256,  # MB; rasterio.Env needs an int here (a str raises TypeError)
     "GDAL_NUM_THREADS": "ALL_CPUS",
 }
 """Options every cloud read gets unless the caller overrides them."""

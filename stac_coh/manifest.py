@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from stac_coh.grid import OutputGrid
@@ -22,6 +23,8 @@ __all__ = [
     "Pair",
     "SourceSpec",
     "pair_id",
+    "read_manifest",
+    "write_manifest",
 ]
 
 MANIFEST_SCHEMA_VERSION = "stac-coh/manifest/1"
@@ -96,7 +99,8 @@ class Pair:
     grid: OutputGrid
     """Where output pixels lie."""
     coverage: float = 1.0
-    """Fraction of the area covered by both acquisitions."""
+    """Share of the imaged part of the area that both acquisitions cover:
+    area(aoi ∩ ref ∩ sec) / area(aoi ∩ (ref ∪ sec)) (see ``stac_coh.pair``)."""
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -232,6 +236,69 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         """Parse a manifest from JSON text."""
         return cls.from_dict(json.loads(text))
+
+
+def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
+    """Read a manifest from a local path or an ``s3://bucket/key`` URI.
+
+    ``s3_client`` defaults to ``boto3.client("s3")`` (standard AWS environment).
+    """
+    from stac_coh.errors import InputError
+
+    text = str(uri)
+    try:
+        if text.startswith("s3://"):
+            bucket, key = _split_s3(text)
+            client = s3_client or _s3_client()
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        else:
+            body = Path(text).read_text()
+        return Manifest.from_json(body)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"Cannot read the manifest {text}: {exc}. Write one with "
+            "`stac-coh search ... --json FILE`."
+        ) from None
+    except Exception as exc:  # botocore ClientError and friends
+        raise InputError(f"Cannot read the manifest {text}: {exc}.") from None
+
+
+def write_manifest(manifest: Manifest, uri: str | Path, *, s3_client: Any = None) -> str:
+    """Write a manifest to a local path (parents created) or ``s3://bucket/key``; return it."""
+    text = str(uri)
+    body = manifest.to_json()
+    if text.startswith("s3://"):
+        bucket, key = _split_s3(text)
+        client = s3_client or _s3_client()
+        client.put_object(
+            Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json"
+        )
+        return text
+    path = Path(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(body)
+    tmp.replace(path)  # a reader never sees half a manifest
+    return text
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    from stac_coh.errors import InputError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise InputError(f"{uri!r} is not an s3://BUCKET/KEY URI.")
+    return bucket, key
+
+
+def _s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS environment."""
+    import boto3
+
+    return boto3.client("s3")
 
 
 def pair_id(

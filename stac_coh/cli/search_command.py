@@ -1,17 +1,109 @@
-"""`stac-coh search`."""
+"""`stac-coh search`: find Sentinel-1 pairs, show them, optionally write the manifest."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stac_coh.cli._placeholder import planned
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_options
+from stac_coh.manifest import Acquisition, write_manifest
+
+if TYPE_CHECKING:
+    from stac_coh.search import SearchResult
+
+__all__ = ["register"]
+
+_HELP = "\n\n".join(
+    [
+        "Find pairs of Sentinel-1 acquisitions over an area and dates.",
+        "Searches the catalog (default: Planetary Computer's sentinel-1-rtc), merges the "
+        "slices of each pass into one acquisition, and keeps pairs of the same track "
+        "(relative orbit, orbit state, instrument mode) whose temporal baseline is one of "
+        "--baselines (within 0.1 day) and whose footprints overlap in the area (at least "
+        "--min-coverage of the imaged area covered by both); S1A+S1C and S1A+S1D pairs count.",
+        "Prints one row per pair and one line counting the rejected combinations by reason. "
+        "--json writes the manifest (items by unsigned href, each pair's grid: the "
+        "reference's UTM zone at its native pixel size unless --crs/--resolution say "
+        "otherwise) for `stac-coh run` or `stac-coh submit`.",
+        "Offline: --source PATH searches a directory of item JSONs, an .ndjson or a "
+        "stac-geoparquet file.",
+        "Examples:",
+        SEARCH_EXAMPLES,
+        "  stac-coh search --bbox 77.4 12.8 77.8 13.1 --start 2026-04-01 --end 2026-06-30 "
+        "--json s3://my-bucket/manifests/bengaluru.json",
+    ]
+)
+
+
+@search_options
+def search_command(
+    search: SearchOptions,
+    json_out: str | None = typer.Option(
+        None,
+        "--json",
+        metavar="FILE",
+        help="Write the manifest here (a path or s3://bucket/key).",
+    ),
+) -> None:
+    """Find Sentinel-1 pairs over an area and dates; --json writes the manifest."""
+    result = search.run()
+    console = Console()
+    console.print(_table(result))
+    console.print(
+        f"{result.n_items} items, {len(result.manifest.pairs)} pairs. {result.summary}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.truncated:
+        console.print(
+            f"[yellow]Stopped at --limit {search.limit} items: raise it to see every pair.",
+        )
+    if json_out:
+        where = write_manifest(result.manifest, json_out if "://" in json_out else Path(json_out))
+        console.print(f"Manifest: {where}", highlight=False, soft_wrap=True)
+
+
+def _table(result: SearchResult) -> Table:
+    """One row per pair."""
+    manifest = result.manifest
+    table = Table(title=f"{len(manifest.pairs)} pairs in {manifest.source.collection}")
+    for name, justify in (
+        ("#", "right"),
+        ("reference", "left"),
+        ("secondary", "left"),
+        ("rel. orbit", "right"),
+        ("direction", "left"),
+        ("baseline", "right"),
+        ("coverage", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for i, pair in enumerate(manifest.pairs):
+        table.add_row(
+            str(i),
+            _acquisition(pair.reference),
+            _acquisition(pair.secondary),
+            str(pair.reference.relative_orbit),
+            pair.reference.orbit_state[:4] + ".",
+            f"{pair.baseline_days:.1f} d",
+            f"{pair.coverage:.0%}",
+        )
+    return table
+
+
+def _acquisition(acq: Acquisition) -> str:
+    """``2026-04-17 00:40 S1A (2 slices)``."""
+    code = (
+        "S1" + acq.platform[-1].upper() if acq.platform.startswith("sentinel-1") else acq.platform
+    )
+    slices = len(acq.item_ids)
+    suffix = f" ({slices} slices)" if slices > 1 else ""
+    return f"{acq.datetime:%Y-%m-%d %H:%M} {code}{suffix}"
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to the app."""
-    planned(
-        app,
-        "search",
-        "Find Sentinel-1 pairs over an area and dates; --json writes the manifest.",
-        4,
-    )
+    app.command("search", help=_HELP)(search_command)

@@ -1,0 +1,123 @@
+"""Signing asset hrefs just before a read, and again when a token expires or is refused.
+
+Manifests keep canonical, UNSIGNED hrefs; a reader asks an :class:`HrefSigner` for a
+readable URL right before it opens a file, and calls :meth:`HrefSigner.invalidate` after
+an HTTP 403 so the next :meth:`HrefSigner.sign` fetches a fresh token.
+
+Planetary Computer SAS tokens last about 45 minutes. :class:`PlanetaryComputerSigner`
+goes through the ``planetary-computer`` package's own token cache and token request
+(``planetary_computer.sas.get_token``), which reads ``PC_SDK_SAS_URL`` and
+``PC_SDK_SUBSCRIPTION_KEY`` itself; it only adds an earlier refresh, a bounded retry
+count (the package's default retries an unreachable token service for minutes) and
+invalidation on 403.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Protocol, runtime_checkable
+from urllib.parse import parse_qs, urlparse
+
+from stac_coh.errors import SourceUnreachableError
+
+__all__ = ["BLOB_DOMAIN", "HrefSigner", "PlanetaryComputerSigner", "strip_query"]
+
+log = logging.getLogger(__name__)
+
+BLOB_DOMAIN = ".blob.core.windows.net"
+"""Hosts whose hrefs need a Planetary Computer SAS token."""
+
+
+@runtime_checkable
+class HrefSigner(Protocol):
+    """Turns canonical hrefs into readable URLs at read time."""
+
+    def sign(self, href: str) -> str:
+        """Return a URL that can be read now (``href`` itself when no signing is needed)."""
+        ...
+
+    def invalidate(self, href: str) -> None:
+        """Forget the credential used for ``href`` (after a 403) so the next sign renews it."""
+        ...
+
+
+class PlanetaryComputerSigner:
+    """SAS-token signing for Planetary Computer blob hrefs, renewed before expiry or on 403."""
+
+    def __init__(self, *, refresh_margin_s: float = 300.0, retries: int = 3) -> None:
+        """Create a signer.
+
+        Args:
+            refresh_margin_s: renew a cached token when it has less than this left, so a
+                read that starts now does not outlive its token.
+            retries: retries of a token request on 429/5xx (bounded, unlike the package's
+                default of 10 with exponential backoff).
+        """
+        self.refresh_margin_s = refresh_margin_s
+        self.retries = retries
+        self._lock = threading.Lock()
+
+    def sign(self, href: str) -> str:
+        """Append a valid SAS token to a blob href; other hrefs come back unchanged."""
+        parts = self._blob_parts(href)
+        if parts is None or _already_signed(href):
+            return href
+        from planetary_computer import sas
+
+        account, container = parts
+        key = self._cache_key(account, container)
+        with self._lock:
+            cached = sas.TOKEN_CACHE.get(key)
+            if cached is not None and cached.ttl() < self.refresh_margin_s:
+                log.debug("SAS token for %s/%s expires soon; renewing", account, container)
+                sas.TOKEN_CACHE.pop(key, None)
+            try:
+                token = sas.get_token(account, container, retry_total=self.retries)
+            except Exception as exc:  # requests errors, pydantic validation, HTTP status
+                raise SourceUnreachableError(
+                    f"Could not get a Planetary Computer SAS token for {account}/{container} "
+                    f"from {self._sas_url()}: {type(exc).__name__}. Check the network (or "
+                    "PC_SDK_SAS_URL / PC_SDK_SUBSCRIPTION_KEY), then retry."
+                ) from None
+        return str(token.sign(href).href)
+
+    def invalidate(self, href: str) -> None:
+        """Drop the cached token of ``href``'s container (the storage refused it)."""
+        parts = self._blob_parts(strip_query(href))
+        if parts is None:
+            return
+        from planetary_computer import sas
+
+        with self._lock:
+            sas.TOKEN_CACHE.pop(self._cache_key(*parts), None)
+
+    def _blob_parts(self, href: str) -> tuple[str, str] | None:
+        """(account, container) of an Azure blob href, ``None`` for any other href."""
+        parsed = urlparse(href)
+        if not parsed.netloc.endswith(BLOB_DOMAIN):
+            return None
+        from planetary_computer.utils import parse_blob_url
+
+        return parse_blob_url(parsed)  # type: ignore[no-any-return]
+
+    def _cache_key(self, account: str, container: str) -> str:
+        """The key ``planetary_computer.sas.get_token`` files a token under."""
+        return f"{self._sas_url()}/{account}/{container}"
+
+    @staticmethod
+    def _sas_url() -> str:
+        """The token endpoint the package uses (its settings read ``PC_SDK_SAS_URL``)."""
+        from planetary_computer.settings import Settings
+
+        return str(Settings.get().sas_url)
+
+
+def strip_query(href: str) -> str:
+    """``href`` without its query string (what may be logged or shown in an error)."""
+    return href.split("?", 1)[0]
+
+
+def _already_signed(href: str) -> bool:
+    """A SAS token carries ``st``/``se``/``sp``; re-signing would append a second one."""
+    return bool({"st", "se", "sp"} & set(parse_qs(urlparse(href).query)))

@@ -26,6 +26,7 @@ __all__ = [
     "decode",
     "encode",
     "encoding_for",
+    "overview_levels",
     "translate_to_cog",
 ]
 
@@ -34,6 +35,9 @@ COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 COG_BLOCKSIZE = 512
 """Internal tile edge."""
+
+OVERVIEW_MIN_SIZE = 256
+"""Overviews are added until the coarsest one's long side is at most this many pixels."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,15 @@ def decode(stored: npt.NDArray[np.generic], encoding: Encoding) -> npt.NDArray[n
     return values
 
 
+def overview_levels(width: int, height: int, smallest: int = OVERVIEW_MIN_SIZE) -> int:
+    """Number of 2x overview levels until the long side is at most ``smallest`` pixels."""
+    levels, side = 0, max(width, height)
+    while side > smallest:
+        side = math.ceil(side / 2)
+        levels += 1
+    return levels
+
+
 def translate_to_cog(
     src: str | Path,
     dst: str | Path,
@@ -100,6 +113,7 @@ def translate_to_cog(
     """
     with rasterio.open(src) as ds:
         is_float = np.dtype(ds.dtypes[0]).kind == "f"
+        levels = overview_levels(ds.width, ds.height)
     profile = cog_profiles.get(compress.lower()).copy()
     profile.update(
         blockxsize=COG_BLOCKSIZE,
@@ -111,7 +125,7 @@ def translate_to_cog(
         str(dst),
         profile,
         overview_resampling=resampling,
-        overview_level=None,  # rio-cogeo picks levels down to one block (~512 px)
+        overview_level=levels,
         quiet=True,
         in_memory=False,
         use_cog_driver=False,

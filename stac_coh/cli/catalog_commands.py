@@ -2,11 +2,105 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
-from stac_coh.cli._placeholder import planned
+from stac_coh.collection import DEFAULT_COLLECTION_ID
+from stac_coh.errors import InputError
+from stac_coh.settings import get_settings
+
+__all__ = ["register"]
+
+_FINALIZE_HELP = "\n\n".join(
+    (
+        "Rebuild the collection's item links, extent and summaries from its published items.",
+        "OUT is the catalog a run published into: a local directory or s3://bucket/prefix "
+        "(S3 endpoint and credentials come from the usual AWS environment, e.g. "
+        "AWS_PROFILE or AWS_ENDPOINT_URL). Every item JSON in OUT/COLLECTION/ is listed; "
+        "the collection then lists each exactly once, and the root catalog links the "
+        "collection and the model description. Safe to run while workers still publish, "
+        "and to run again.",
+        "--report adds a run report (JSON written by the runner, format "
+        "stac-coh/run-report/1) completed with the catalog totals, stored as "
+        "OUT/reports/RUN_ID.json; --run-id instead gathers the per-pair outcomes workers "
+        "recorded under OUT/reports/RUN_ID/pairs/. --stac-api upserts the collection and "
+        "every item into a STAC API with the Transactions extension (POST, then PUT on 409).",
+        "Examples:",
+        "  stac-coh finalize ./coherence",
+        "  stac-coh finalize s3://my-bucket/coherence --report run.json",
+        "  stac-coh finalize s3://my-bucket/coherence --run-id 2026-05-01-alps",
+        "  stac-coh finalize ./coherence --stac-api http://localhost:8082",
+    )
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands to the app."""
-    planned(app, "finalize", "Rebuild collection links, extent and summaries from its items.", 5)
+    app.command("finalize", help=_FINALIZE_HELP)(finalize_command)
+
+
+def finalize_command(
+    out: str = typer.Argument(..., help="Catalog root: a directory or s3://bucket/prefix."),
+    collection: str = typer.Option(
+        DEFAULT_COLLECTION_ID, "--collection", "-c", help="Collection id to rebuild."
+    ),
+    stac_api: str | None = typer.Option(
+        None, "--stac-api", help="STAC API root (Transactions on) to upsert into."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Run report JSON to complete and store under OUT/reports/."
+    ),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Build the report from outcomes workers recorded for this run."
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="HTTP(S) URL readers use for OUT (for self links)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run :func:`stac_coh.finalize.finalize` with settings from the environment."""
+    from stac_coh.finalize import finalize
+    from stac_coh.http import make_session
+    from stac_coh.storage import open_store
+
+    if "://" not in out and not Path(out).is_dir():
+        raise InputError(f"{out} is not a directory; pass the folder a run published into.")
+    settings = get_settings()
+    store = open_store(out, public_base_url=public_url)
+    session = (
+        make_session(timeout_s=settings.http_timeout_s, retries=settings.http_retries)
+        if stac_api
+        else None
+    )
+    result = finalize(
+        store,
+        collection_id=collection,
+        report=_read_report(report) if report else None,
+        run_id=run_id,
+        stac_api=stac_api,
+        session=session,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    typer.echo(f"{result.collection_href}: {result.items} items, bbox {result.bbox}")
+    if result.pushed:
+        typer.echo(
+            f"pushed to {stac_api}: collection {result.pushed.collection}, "
+            f"{result.pushed.created} items created, {result.pushed.updated} updated"
+        )
+    if result.report_href:
+        typer.echo(f"report: {result.report_href}")
+
+
+def _read_report(path: Path) -> dict[str, object]:
+    """Parse a run report file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"Cannot read the run report {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"The run report {path} must hold a JSON object.")
+    return data

@@ -1,0 +1,129 @@
+"""Builders for publication tests: small pairs, coherence rasters, input items, a model card.
+
+Rasters are written the way the inference engine writes them (plain GeoTIFF, uint8 scale
+0.004 nodata 255 or float32 NaN) so the publisher's COG rewrite is exercised too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+
+from stac_coh.cog import UINT8_UNIT, encode, encoding_for
+from stac_coh.grid import OutputGrid
+from stac_coh.manifest import Acquisition, Pair, pair_id
+from stac_coh.model_card import ModelCard, Provenance, UncertaintyHead
+
+SIZE = 64
+"""Edge of test rasters in pixels."""
+RES = 20.0
+"""Pixel size in metres (UTM 31N)."""
+
+
+def make_pair(index: int = 0, *, size: int = SIZE, days: int = 12) -> Pair:
+    """Pair ``index``: its own grid tile (east of the previous) and its own dates."""
+    left = 500_000.0 + index * size * RES
+    top = 4_000_000.0 - (index % 3) * size * RES
+    grid = OutputGrid("EPSG:32631", (RES, 0.0, left, 0.0, -RES, top), size, size)
+    t0 = datetime(2024, 4, 1, 5, 58, 1, tzinfo=UTC) + timedelta(days=index)
+    ref = Acquisition(
+        "sentinel-1a",
+        t0,
+        (f"S1A_IW_GRDH_1SDV_{t0:%Y%m%dT%H%M%S}_{index:03d}_rtc",),
+        51,
+        "descending",
+        "IW",
+    )
+    t1 = t0 + timedelta(days=days)
+    sec = Acquisition(
+        "sentinel-1c" if index % 2 else "sentinel-1a",
+        t1,
+        (f"S1C_IW_GRDH_1SDV_{t1:%Y%m%dT%H%M%S}_{index:03d}_rtc",),
+        51,
+        "descending",
+        "IW",
+    )
+    aoi = {
+        "type": "Polygon",
+        "coordinates": [[[3, 36], [3.1, 36], [3.1, 36.1], [3, 36.1], [3, 36]]],
+    }
+    return Pair(pair_id(ref, sec, "VV", grid), ref, sec, "VV", float(days), aoi, grid)
+
+
+def coherence_values(pair: Pair, seed: int = 0) -> np.ndarray:
+    """Deterministic coherence in [0, 1] with a nodata corner (NaN)."""
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.0, 1.0, pair.grid.shape).astype(np.float32)
+    values[: pair.grid.height // 4, : pair.grid.width // 4] = np.nan
+    return values
+
+
+def write_raster(path: Path, pair: Pair, values: np.ndarray, dtype: str = "uint8") -> Path:
+    """Write ``values`` on the pair's grid with the product encoding (not yet a COG)."""
+    encoding = encoding_for(dtype)
+    profile = {
+        "driver": "GTiff",
+        "width": pair.grid.width,
+        "height": pair.grid.height,
+        "count": 1,
+        "dtype": dtype,
+        "crs": pair.grid.crs,
+        "transform": pair.grid.affine,
+        "nodata": encoding.nodata,
+    }
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(encode(values, encoding), 1)
+        ds.scales = (encoding.scale,)
+        ds.offsets = (encoding.offset,)
+    return path
+
+
+def write_pair_rasters(
+    folder: Path, pair: Pair, *, dtype: str = "uint8", seed: int = 0
+) -> tuple[Path, Path, np.ndarray]:
+    """Coherence and uncertainty rasters of ``pair``; returns (coherence, uncertainty, values)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    values = coherence_values(pair, seed)
+    coh = write_raster(folder / f"{pair.id}_coh.tif", pair, values, dtype)
+    sigma = (0.05 + 0.1 * values).astype(np.float32)  # NaN where coherence is nodata
+    unc = write_raster(folder / f"{pair.id}_unc.tif", pair, sigma, "float32")
+    return coh, unc, values
+
+
+def input_items(pair: Pair, *, signed: bool = True) -> dict[str, dict[str, Any]]:
+    """Input item JSONs as a manifest holds them; the self href may carry a SAS token."""
+    api = "https://planetarycomputer.microsoft.com/api/stac/v1/collections/sentinel-1-rtc/items"
+    items = {}
+    for item_id in pair.item_ids:
+        query = "?st=2024-01-01&se=2024-01-02&sp=rl&sig=SECRETSIGNATURE" if signed else ""
+        items[item_id] = {
+            "type": "Feature",
+            "id": item_id,
+            "links": [{"rel": "self", "href": f"{api}/{item_id}{query}"}],
+        }
+    return items
+
+
+def model_card(
+    *, calibrated: bool = True, source: str = "hf://FPSica/beyond-backscatter-grd-gee"
+) -> ModelCard:
+    """A card like the published weights' (checksum made up for the test)."""
+    return ModelCard(
+        name="beyond-backscatter-grd-gee",
+        uncertainty=UncertaintyHead(calibrated=calibrated),
+        provenance=Provenance(
+            source=source,
+            trained_on="12-day Sentinel-1 pairs (GEE S1_GRD) with InSAR coherence labels.",
+            license="CC-BY-4.0",
+            citation="Sica, Pulella, Schmitt (2026), arXiv 2606.07374",
+        ),
+        sha256=hashlib.sha256(b"test weights").hexdigest(),
+    )
+
+
+UINT8 = UINT8_UNIT

@@ -1,0 +1,197 @@
+"""finalize: the collection rebuilt from the items in the store, run reports, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from stac_coh.cli import app
+from stac_coh.collection import collection_key
+from stac_coh.errors import InputError
+from stac_coh.finalize import (
+    RUN_REPORT_FORMAT,
+    failure_entry,
+    finalize,
+    record_outcome,
+    report_entry,
+    run_report,
+)
+from stac_coh.publish import PublishResult, publish_pair
+from stac_coh.storage import Store, open_store
+from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
+from tests.stac_validation import assert_valid
+
+COLLECTION = "sentinel-1-coherence"
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "local":
+        return open_store(tmp_path / "catalog")
+    request.getfixturevalue("aws_env")
+    bucket = f"fin-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return open_store(f"s3://{bucket}/coherence")
+
+
+def publish_unregistered(store: Store, tmp_path: Path, n: int = 3) -> list[PublishResult]:
+    """Publish ``n`` pairs without touching the collection (as a finalize-only run does)."""
+    results = []
+    for index in range(n):
+        pair = make_pair(index)
+        coh, unc, _ = write_pair_rasters(tmp_path / "in", pair, seed=index)
+        results.append(
+            publish_pair(
+                pair,
+                coh,
+                unc,
+                store,
+                model_card=model_card(),
+                manifest_items=input_items(pair),
+                update_collection=False,
+            )
+        )
+    return results
+
+
+def load(store: Store, key: str) -> dict[str, Any]:
+    return json.loads(store.get(key).data)
+
+
+def item_hrefs(collection: dict[str, Any]) -> list[str]:
+    return [link["href"] for link in collection["links"] if link["rel"] == "item"]
+
+
+def test_finalize_builds_the_collection_from_items(store: Store, tmp_path: Path) -> None:
+    results = publish_unregistered(store, tmp_path)
+    assert not store.exists(collection_key(COLLECTION))
+    result = finalize(store)
+    assert result.items == 3
+    collection = load(store, collection_key(COLLECTION))
+    assert_valid(collection)
+    assert item_hrefs(collection) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
+    west, south, east, north = result.bbox or []
+    for r in results:
+        w, s, e, n = r.item["bbox"]
+        assert west <= w and south <= s and east >= e and north >= n
+    assert result.interval == ["2024-04-01T05:58:01Z", "2024-04-15T05:58:01Z"]
+    catalog = load(store, "catalog.json")
+    assert_valid(catalog)
+    rels = [(link["rel"], link["href"]) for link in catalog["links"]]
+    assert ("child", f"./{COLLECTION}/collection.json") in rels
+    assert any(rel == "item" and href.startswith("./models/") for rel, href in rels)
+    again = finalize(store)  # idempotent
+    assert again.items == 3
+    assert item_hrefs(load(store, collection_key(COLLECTION))) == item_hrefs(collection)
+
+
+def test_finalize_repairs_a_damaged_collection(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "catalog")
+    results = publish_unregistered(store, tmp_path)
+    finalize(store)
+    damaged = load(store, collection_key(COLLECTION))
+    damaged["links"] = [link for link in damaged["links"] if results[0].pair_id not in link["href"]]
+    damaged["links"].append({"rel": "item", "href": "./ghost/ghost.json"})
+    damaged["links"].append(dict(damaged["links"][-2]))  # a duplicate
+    damaged["extent"]["spatial"]["bbox"] = [[0.0, 0.0, 0.1, 0.1]]
+    store.put(collection_key(COLLECTION), json.dumps(damaged).encode())
+    finalize(store)
+    repaired = load(store, collection_key(COLLECTION))
+    assert item_hrefs(repaired) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
+    assert repaired["extent"]["spatial"]["bbox"][0][0] == pytest.approx(3.0, abs=1e-6)
+    assert_valid(repaired)
+
+
+def test_finalize_of_an_empty_store_gives_a_valid_empty_collection(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "empty")
+    result = finalize(store)
+    assert (result.items, result.bbox) == (0, None)
+    collection = load(store, collection_key(COLLECTION))
+    assert_valid(collection)
+    assert item_hrefs(collection) == []
+
+
+def test_finalize_writes_the_run_report(store: Store, tmp_path: Path) -> None:
+    results = publish_unregistered(store, tmp_path, n=2)
+    entries = [report_entry(r, seconds=1.5) for r in results]
+    entries.append(failure_entry("S1A_R051D_X", RuntimeError("corrupt raster x.tif")))
+    report = run_report("run-42", entries)
+    assert report["counts"] == {"published": 2, "skipped": 0, "failed": 1}
+    result = finalize(store, report=report)
+    assert result.report_href == store.href_for("reports/run-42.json")
+    stored = load(store, "reports/run-42.json")
+    assert stored["format"] == RUN_REPORT_FORMAT
+    assert stored["catalog"]["items"] == 2
+    assert stored["catalog"]["collection_id"] == COLLECTION
+    assert stored["pairs"][2] == {
+        "pair_id": "S1A_R051D_X",
+        "status": "failed",
+        "error": "RuntimeError: corrupt raster x.tif",
+    }
+    with pytest.raises(InputError):
+        finalize(store, report={"run_id": "../escape"})
+
+
+def test_cli_finalize_rebuilds_and_prints_json(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "catalog")
+    publish_unregistered(store, tmp_path, n=2)
+    (tmp_path / "run.json").write_text(json.dumps(run_report("r1", [])))
+    answer = CliRunner().invoke(
+        app,
+        ["finalize", str(tmp_path / "catalog"), "--json", "--report", str(tmp_path / "run.json")],
+    )
+    assert answer.exit_code == 0, answer.output
+    printed = json.loads(answer.output)
+    assert printed["items"] == 2
+    assert printed["report_href"].endswith("reports/r1.json")
+    assert store.exists("reports/r1.json")
+
+
+def test_cli_finalize_help_teaches() -> None:
+    answer = CliRunner().invoke(app, ["finalize", "--help"])
+    assert answer.exit_code == 0
+    for word in ("Examples", "s3://", "--stac-api", "--report"):
+        assert word in answer.output
+
+
+def test_cli_finalize_bad_input_is_one_line_error(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        [sys.executable, "-m", "stac_coh", "finalize", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode == InputError.exit_code
+    assert "Traceback" not in answer.stderr
+    assert "is not a directory" in answer.stderr
+
+
+def test_finalize_points_self_links_at_the_public_url(tmp_path: Path) -> None:
+    publish_unregistered(open_store(tmp_path / "catalog"), tmp_path, n=1)
+    public = open_store(tmp_path / "catalog", public_base_url="https://data.example.org/coh")
+    finalize(public)
+    for key in ("catalog.json", collection_key(COLLECTION)):
+        selfs = [link["href"] for link in load(public, key)["links"] if link["rel"] == "self"]
+        assert selfs == [f"https://data.example.org/coh/{key}"]
+
+
+def test_finalize_gathers_outcomes_recorded_by_workers(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "catalog")
+    results = publish_unregistered(store, tmp_path, n=2)
+    for r in results:
+        record_outcome(store, "batch-7", report_entry(r))
+    record_outcome(store, "batch-7", failure_entry("S1A_BAD", "RasterReadError: x"))
+    answer = CliRunner().invoke(app, ["finalize", str(tmp_path / "catalog"), "--run-id", "batch-7"])
+    assert answer.exit_code == 0, answer.output
+    stored = load(store, "reports/batch-7.json")
+    assert stored["counts"] == {"published": 2, "skipped": 0, "failed": 1}
+    assert {p["pair_id"] for p in stored["pairs"]} == {r.pair_id for r in results} | {"S1A_BAD"}
+    assert stored["catalog"]["items"] == 2
+    assert "batch-7/pairs/" not in json.dumps(load(store, collection_key(COLLECTION)))

@@ -1,0 +1,233 @@
+"""Publishing pairs into a local directory and into moto S3, then reading them back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import odc.stac
+import pystac
+import pytest
+import stackstac
+from rio_cogeo.cogeo import cog_validate
+
+from stac_coh.cog import COG_MEDIA_TYPE, UINT8_UNIT, encode
+from stac_coh.collection import collection_key, item_key
+from stac_coh.errors import RasterReadError
+from stac_coh.publish import PublishResult, publish_pair
+from stac_coh.stac_io import StoreStacIO
+from stac_coh.storage import Store, open_store
+from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
+from tests.stac_validation import assert_valid
+
+N_PAIRS = 3
+STRUCTURAL = {"self", "root", "parent", "collection", "child", "item"}
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A local directory, or an S3 prefix on moto_server (GDAL reads it through aws_env)."""
+    if request.param == "local":
+        return open_store(tmp_path / "catalog")
+    request.getfixturevalue("aws_env")
+    bucket = f"pub-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return open_store(f"s3://{bucket}/coherence")
+
+
+@pytest.fixture
+def published(store: Store, tmp_path: Path) -> dict[str, Any]:
+    """Three pairs published; returns the store, results and the original values."""
+    results: list[PublishResult] = []
+    values: dict[str, np.ndarray] = {}
+    for index in range(N_PAIRS):
+        pair = make_pair(index)
+        coh, unc, vals = write_pair_rasters(tmp_path / "in", pair, seed=index)
+        results.append(
+            publish_pair(
+                pair, coh, unc, store, model_card=model_card(), manifest_items=input_items(pair)
+            )
+        )
+        values[pair.id] = vals
+    return {"store": store, "results": results, "values": values}
+
+
+def load_json(store: Store, key: str) -> dict[str, Any]:
+    return json.loads(store.get(key).data)
+
+
+def read_items(store: Store) -> list[pystac.Item]:
+    """Walk catalog -> collection -> items with pystac, through the store."""
+    io = StoreStacIO(store)
+    catalog = pystac.Catalog.from_file(store.url_for("catalog.json"), stac_io=io)
+    (collection,) = list(catalog.get_children())
+    return list(collection.get_items())
+
+
+def test_publishes_items_listed_once_in_a_valid_tree(published: dict[str, Any]) -> None:
+    store: Store = published["store"]
+    results: list[PublishResult] = published["results"]
+    assert [r.status for r in results] == ["published"] * N_PAIRS
+    assert all(r.registered for r in results)
+    for key in store.list():
+        if key.endswith(".json") and not key.endswith(".model-card.json"):
+            assert_valid(load_json(store, key))
+    collection = load_json(store, collection_key("sentinel-1-coherence"))
+    item_links = [link["href"] for link in collection["links"] if link["rel"] == "item"]
+    assert sorted(item_links) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
+    catalog = load_json(store, "catalog.json")
+    children = [link["href"] for link in catalog["links"] if link["rel"] == "child"]
+    assert children == ["./sentinel-1-coherence/collection.json"]
+    assert any(link["rel"] == "item" and "models/" in link["href"] for link in catalog["links"])
+
+
+def test_assets_are_valid_cogs_where_published(published: dict[str, Any]) -> None:
+    store: Store = published["store"]
+    result: PublishResult = published["results"][0]
+    for name, asset in result.item["assets"].items():
+        key = f"sentinel-1-coherence/{result.pair_id}/{asset['href'][2:]}"
+        assert store.exists(key), name
+        if asset["type"] == COG_MEDIA_TYPE:
+            valid, errors, _ = cog_validate(store.url_for(key), quiet=True)
+            assert valid, (name, errors)
+        assert asset["file:size"] == len(store.get(key).data)
+
+
+def test_pystac_resolves_every_link(published: dict[str, Any]) -> None:
+    store: Store = published["store"]
+    io = StoreStacIO(store)
+    catalog = pystac.Catalog.from_file(store.url_for("catalog.json"), stac_io=io)
+    objects: list[pystac.STACObject] = [catalog]
+    (collection,) = list(catalog.get_children())
+    assert collection.id == "sentinel-1-coherence"
+    items = list(collection.get_items())
+    models = list(catalog.get_items())
+    assert len(items) == N_PAIRS and len(models) == 1
+    objects += [collection, *items, *models]
+    for obj in objects:
+        for link in obj.links:
+            href = link.get_absolute_href()
+            assert isinstance(href, str)
+            if link.rel in STRUCTURAL:
+                json.loads(io.read_text(href))  # resolvable where published
+    for item in items:
+        assert item.get_collection().id == collection.id
+        assert item.get_root().id == catalog.id
+        for asset in item.assets.values():
+            assert store.key_for(asset.get_absolute_href()) is not None
+            assert store.exists(store.key_for(asset.get_absolute_href()))
+        derived = [link for link in item.links if link.rel == "derived_from"]
+        assert len(derived) == 3  # two input items and the model description
+        assert all(isinstance(link.href, str) for link in derived)
+        model = next(link for link in derived if "models/" in link.href)
+        assert model.resolve_stac_object().target.id == models[0].id
+
+
+def test_odc_stac_loads_stored_values_scale_and_nodata(published: dict[str, Any]) -> None:
+    store: Store = published["store"]
+    for item in read_items(store):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = odc.stac.load([item], bands=["coherence"]).coherence.values[0]
+        original = published["values"][item.id]
+        np.testing.assert_array_equal(data, encode(original, UINT8_UNIT))
+        band = item.assets["coherence"].extra_fields["raster:bands"][0]
+        assert band["nodata"] == 255
+        decoded = np.where(data == band["nodata"], np.nan, data * band["scale"] + band["offset"])
+        np.testing.assert_array_equal(np.isnan(decoded), np.isnan(original))
+        assert np.nanmax(np.abs(decoded - original)) <= 0.002 + 1e-6
+
+
+def test_stackstac_loads_coherence_rescaled(published: dict[str, Any]) -> None:
+    store: Store = published["store"]
+    for item in read_items(store):
+        item.make_asset_hrefs_absolute()  # static catalog: stackstac needs absolute hrefs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stack = stackstac.stack(
+                [item],
+                assets=["coherence"],
+                epsg=32631,
+                resolution=20,
+                bounds=tuple(item.properties["proj:bbox"]),
+                rescale=True,
+                dtype="float64",
+                fill_value=np.nan,
+            )
+            data = stack.values[0, 0]
+        original = published["values"][item.id]
+        assert data.shape == original.shape
+        np.testing.assert_array_equal(np.isnan(data), np.isnan(original))
+        assert np.nanmax(np.abs(data - original)) <= 0.002 + 1e-6
+
+
+def test_rerun_skips_and_overwrite_republishes(published: dict[str, Any], tmp_path: Path) -> None:
+    store: Store = published["store"]
+    pair = make_pair(0)
+    coh, unc, _ = write_pair_rasters(tmp_path / "again", pair, seed=0)
+    key = item_key("sentinel-1-coherence", pair.id)
+    before = store.get(key).data
+    args = (pair, coh, unc, store)
+    kwargs = {"model_card": model_card(), "manifest_items": input_items(pair)}
+    again = publish_pair(*args, **kwargs)
+    assert again.status == "skipped"
+    assert store.get(key).data == before
+    redone = publish_pair(*args, **kwargs, overwrite=True)
+    assert redone.status == "published"
+    assert store.get(key).data != before  # new processing:datetime
+    assert (
+        redone.item["properties"]["processing:datetime"]
+        != json.loads(before)["properties"]["processing:datetime"]
+    )
+    collection = load_json(store, collection_key("sentinel-1-coherence"))
+    hrefs = [link["href"] for link in collection["links"] if link["rel"] == "item"]
+    assert hrefs.count(f"./{pair.id}/{pair.id}.json") == 1
+    assert len(hrefs) == N_PAIRS
+
+
+def test_public_base_url_sets_self_hrefs(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "c", public_base_url="https://data.example.org/coh")
+    pair = make_pair(0)
+    coh, _, _ = write_pair_rasters(tmp_path / "in", pair)
+    result = publish_pair(
+        pair, coh, None, store, model_card=model_card(), manifest_items=input_items(pair)
+    )
+    self_link = next(link for link in result.item["links"] if link["rel"] == "self")
+    assert self_link["href"] == (
+        f"https://data.example.org/coh/sentinel-1-coherence/{pair.id}/{pair.id}.json"
+    )
+    assert result.item_href == self_link["href"]
+    assert "uncertainty" not in result.item["assets"]
+    assert_valid(result.item)
+
+
+def test_weights_without_location_publish_no_model_item(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "c")
+    pair = make_pair(0)
+    coh, unc, _ = write_pair_rasters(tmp_path / "in", pair)
+    card = model_card(source="stac-coh train --seed 1")
+    result = publish_pair(pair, coh, unc, store, model_card=card, manifest_items=input_items(pair))
+    assert not store.list("models/")
+    assert "processing:expression" not in result.item["properties"]
+    assert result.item["properties"]["coh:weights_name"] == card.name
+    assert_valid(result.item)
+
+
+def test_missing_prediction_is_a_clear_error(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "c")
+    pair = make_pair(0)
+    with pytest.raises(RasterReadError, match="does not exist"):
+        publish_pair(
+            pair,
+            tmp_path / "nope.tif",
+            None,
+            store,
+            model_card=model_card(),
+            manifest_items=input_items(pair),
+        )
+    assert not store.exists(item_key("sentinel-1-coherence", pair.id))

@@ -81,3 +81,9 @@ class AnnotationError(InputError):
 
 class BatchError(StacCohError):
     """AWS Batch refused or failed a request (unknown queue or job definition, permissions)."""
+
+
+class TransientReadError(RasterReadError):
+    """A raster read failed in a way a retry may not see (throttling, 5xx, timeout, no route)."""
+
+    exit_code = 75

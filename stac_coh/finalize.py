@@ -41,7 +41,9 @@ __all__ = [
     "FinalizeResult",
     "failure_entry",
     "finalize",
+    "outcome_key",
     "record_outcome",
+    "recorded_outcomes",
     "report_entry",
     "run_report",
 ]
@@ -218,11 +220,20 @@ def record_outcome(store: Store, run_id: str, entry: Mapping[str, Any]) -> str:
 
     Workers on other machines call this after each pair; a retried pair overwrites its entry.
     """
-    _check_run_id(run_id)
-    pair_id = str(entry["pair_id"])
-    key = f"{REPORTS_PREFIX}/{run_id}/pairs/{pair_id}.json"
+    key = outcome_key(run_id, str(entry["pair_id"]))
     store.put(key, json.dumps(dict(entry)).encode(), content_type=JSON)
     return key
+
+
+def outcome_key(run_id: str, pair_id: str) -> str:
+    """Key of one pair's recorded outcome: ``reports/<run_id>/pairs/<pair_id>.json``."""
+    _check_run_id(run_id)
+    return f"{REPORTS_PREFIX}/{run_id}/pairs/{pair_id}.json"
+
+
+def recorded_outcomes(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Every entry :func:`record_outcome` stored for ``run_id``, sorted by pair id."""
+    return _recorded_outcomes(store, run_id)
 
 
 def _recorded_outcomes(store: Store, run_id: str) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from affine import Affine
 
-from stac_coh.errors import InputError, RasterReadError
+from stac_coh.errors import InputError, RasterReadError, TransientReadError
 from stac_coh.gdal_env import gdal_env
 from stac_coh.grd.reader import open_grd_pair_reader
 from stac_coh.grid import OutputGrid, PairReader
@@ -47,6 +47,12 @@ WindowLoader = Callable[[Sequence[Item], str, OutputGrid, str, Mapping[str, Any]
 """(items, asset key, window grid, resampling, GDAL options) -> (h, w) float32, NaN = no data."""
 
 _FORBIDDEN = re.compile(r"\b403\b|forbidden|AuthenticationFailed|AuthorizationFailure", re.I)
+# What GDAL/curl say when a retry may succeed: throttling, 5xx, expired credentials, no route.
+_TRANSIENT = re.compile(
+    r"HTTP response code: (429|5\d\d)|CURL error|timed out|Connection (refused|reset)"
+    r"|\b(SlowDown|Throttl\w*|RequestTimeout|ExpiredToken|TokenExpired|ServiceUnavailable)\b",
+    re.I,
+)
 
 
 def open_pair_reader(
@@ -165,7 +171,8 @@ class StacPairReader:
                     for it in items:
                         self._signer.invalidate(it["assets"][self._key]["href"])
                     continue
-                raise RasterReadError(
+                error = TransientReadError if _TRANSIENT.search(message) else RasterReadError
+                raise error(
                     f"Reading asset {self._key!r} of items {ids} failed: {message[:400]}"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover

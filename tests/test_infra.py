@@ -163,6 +163,26 @@ def test_bucket_is_encrypted_private_and_tls_only(template: dict[str, Any]) -> N
     assert {"Fn::Sub": "${OutputBucket.Arn}/*"} in deny[0]["Resource"]
 
 
+def test_bucket_aborts_multipart_uploads_that_killed_workers_leave(
+    template: dict[str, Any],
+) -> None:
+    [name] = _resources(template, "AWS::S3::Bucket")
+    rules = _props(template, name)["LifecycleConfiguration"]["Rules"]
+    aborts = [r for r in rules if "AbortIncompleteMultipartUpload" in r]
+    assert aborts and aborts[0]["Status"] == "Enabled"
+    assert "Prefix" not in aborts[0] and "Filter" not in aborts[0]  # the whole bucket
+    assert 1 <= aborts[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] <= 7
+
+
+def test_worker_knows_its_attempts_so_the_last_one_lets_finalize_run(
+    template: dict[str, Any],
+) -> None:
+    props = _props(template, "WorkerJobDefinition")
+    env = {e["Name"]: e["Value"] for e in props["ContainerProperties"]["Environment"]}
+    assert env["STAC_COH_MAX_ATTEMPTS"] == props["RetryStrategy"]["Attempts"]
+    assert env["STAC_COH_LOG_JSON"] == "true"
+
+
 def test_worker_needs_one_gpu_and_finalize_none(template: dict[str, Any]) -> None:
     worker = _props(template, "WorkerJobDefinition")["ContainerProperties"]
     needs = {r["Type"]: r["Value"] for r in worker["ResourceRequirements"]}

@@ -8,9 +8,14 @@ passed in; nothing here reads the environment.
 - :mod:`stac_coh.batch.plan`: pure planning and AWS's limits (no I/O).
 - :mod:`stac_coh.batch.record`: the run record in ``runs/<run_id>/run.json``.
 - :mod:`stac_coh.batch.submit`: writing the manifest, submitting the jobs.
-- :mod:`stac_coh.batch.status`: children by state, failed children.
+- :mod:`stac_coh.batch.status`: children by state, failed children and pairs.
+- :mod:`stac_coh.batch.outcomes`: per-pair outcomes the workers record.
+- :mod:`stac_coh.batch.worker`: the container's ``process`` and ``finalize`` stages
+  (imports PyTorch: not re-exported here).
+- :mod:`stac_coh.batch.logs`: JSON log lines without secrets.
 """
 
+from stac_coh.batch.outcomes import FailedPair
 from stac_coh.batch.plan import (
     ARRAY_INDEX_ENV,
     ENV_INDEX_OFFSET,
@@ -60,6 +65,7 @@ __all__ = [
     "WORKER_COMMAND",
     "BatchTargets",
     "FailedChild",
+    "FailedPair",
     "JobPlan",
     "RunPlan",
     "RunRecord",

@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stac_coh.batch.outcomes import FailedPair, read_failed_pairs, recorded_count
 from stac_coh.batch.plan import JOB_STATES
-from stac_coh.batch.record import RunRecord, SubmittedJob, read_run_record
+from stac_coh.batch.record import RunRecord, SubmittedJob, open_s3_out, read_run_record
 from stac_coh.batch.submit import batch_errors
 
 __all__ = ["FailedChild", "RunStatus", "run_status"]
@@ -62,6 +63,12 @@ class RunStatus:
     """``statusReason`` of the finalize job (empty while it waits)."""
     failed: tuple[FailedChild, ...]
     """Failed children, by child index; at most the number asked for."""
+    failed_pairs: tuple[FailedPair, ...] = ()
+    """Pairs whose last recorded attempt failed, by pair id; at most the number asked for."""
+    failed_pairs_total: int = 0
+    """All pairs whose last recorded attempt failed."""
+    recorded_pairs: int = 0
+    """Pairs with a recorded outcome (published, skipped, failed or interrupted)."""
 
     @property
     def failed_total(self) -> int:
@@ -87,6 +94,9 @@ class RunStatus:
             },
             "failed_total": self.failed_total,
             "failed": [child.to_dict() for child in self.failed],
+            "recorded_pairs": self.recorded_pairs,
+            "failed_pairs_total": self.failed_pairs_total,
+            "failed_pairs": [pair.to_dict() for pair in self.failed_pairs],
         }
 
 
@@ -113,12 +123,18 @@ def run_status(run_id: str, *, out: str, batch: Any, s3: Any, max_failed: int = 
         if len(failed) < max_failed:
             failed.extend(_failed_children(batch, record, job, desc, max_failed - len(failed)))
     final = described.get(record.finalize_job_id, {})
+    # Workers record pair outcomes in the store; failed pairs leave markers (one LIST).
+    store = open_s3_out(out, s3)
+    failed_pairs, failed_pairs_total = read_failed_pairs(store, run_id, max_failed)
     return RunStatus(
         record=record,
         counts=counts,
         finalize_status=str(final.get("status", UNKNOWN)),
         finalize_reason=str(final.get("statusReason", "")),
         failed=tuple(sorted(failed, key=lambda child: child.child)),
+        failed_pairs=tuple(failed_pairs),
+        failed_pairs_total=failed_pairs_total,
+        recorded_pairs=recorded_count(store, run_id),
     )
 
 

@@ -21,7 +21,6 @@ from stac_coh.batch import (
     submit_run,
     validate_run_id,
 )
-from stac_coh.cli._placeholder import planned
 from stac_coh.cli._search_options import SearchOptions, search_options
 from stac_coh.errors import InputError
 from stac_coh.manifest import Manifest, read_manifest
@@ -78,7 +77,9 @@ Show a submitted run: children by state, the finalize job, failed children.
 
 RUN_ID is what `stac-coh submit` printed; --out is the same s3:// URI. A failed child shows
 AWS Batch's reason and the container's exit code (2: bad input, not retried; 75: transient,
-retried; a "Host EC2 ... terminated" reason: Spot reclaim, retried).
+retried; a "Host EC2 ... terminated" reason: Spot reclaim, retried). Failed pairs (recorded
+by the workers; a child that fails a pair for good still succeeds) follow, with their
+errors.
 
 Examples:
 
@@ -262,10 +263,19 @@ def _print_status(status: RunStatus) -> None:
         )
     if status.failed_total > len(status.failed):
         typer.echo(f"  ... and {status.failed_total - len(status.failed)} more failed children")
+    typer.echo(f"  pairs with a recorded outcome: {status.recorded_pairs} of {record.n_pairs}")
+    for pair in status.failed_pairs:
+        kind = "transient, retried" if pair.transient else "permanent"
+        typer.echo(f"  failed pair {pair.pair_id} ({kind}): {pair.error}")
+    if status.failed_pairs_total > len(status.failed_pairs):
+        more = status.failed_pairs_total - len(status.failed_pairs)
+        typer.echo(f"  ... and {more} more failed pairs")
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands to the app."""
     app.command("submit", help=_SUBMIT_HELP)(submit_command)
     app.command("status", help=_STATUS_HELP)(status_command)
-    planned(app, "worker", "Container entrypoint: process this array child's pairs.", 6)
+    from stac_coh.cli import worker_command
+
+    worker_command.register(app)

@@ -1,0 +1,326 @@
+"""The AWS Batch worker: process one array child's share of a manifest; finalize a run.
+
+A child runs its pairs through the same :class:`~stac_coh.runner.PairProcessor` and
+:func:`~stac_coh.runner.run_pairs` as ``stac-coh run``, without folding items into the
+collection (thousands of children would fight over one compare-and-swap; the finalize
+job rebuilds it once). Each pair's outcome is recorded in the store as soon as it is
+known. The exit code tells AWS Batch's retry strategy what to do (:func:`share_exit_code`):
+
+- ``0``: every pair is published, or failed for good and recorded. A permanent failure
+  must not fail the child: AWS Batch never starts a job whose dependency failed, so one
+  corrupt scene would otherwise cancel the finalize job of the whole run.
+- ``75`` (EX_TEMPFAIL): a transient failure (throttling, 5xx, expired token, no route) or
+  a stop request (SIGTERM: Spot reclaim, timeout); Batch retries the child, which skips
+  the pairs already published. On the last attempt transient failures exit 0 instead,
+  so the finalize job still runs and the report names the failed pairs.
+- ``2``: unusable input (manifest unreadable or invalid, index out of range, bad
+  settings); retrying cannot help.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stac_coh.batch.logs import log_event
+from stac_coh.batch.outcomes import record_pair
+from stac_coh.collection import DEFAULT_COLLECTION_ID, item_key
+from stac_coh.errors import InputError, ObjectNotFoundError, StacCohError
+from stac_coh.finalize import FinalizeResult, finalize, recorded_outcomes, run_report
+from stac_coh.manifest import Manifest, Pair, read_manifest
+from stac_coh.runner import PairOutcome, PairProcessor, RunHooks, failure_is_transient, run_pairs
+from stac_coh.storage import Store, open_store
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_BUG",
+    "EXIT_OK",
+    "EXIT_RETRY",
+    "ShareResult",
+    "StopSignals",
+    "exit_code_for_error",
+    "finalize_run",
+    "gdal_overrides",
+    "load_manifest",
+    "process_share",
+    "share_exit_code",
+]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+"""Every pair done or failed for good (and recorded)."""
+EXIT_BAD_INPUT = 2
+"""Unusable input: the job definition does not retry it."""
+EXIT_RETRY = 75
+"""Transient failure or stop request: the job definition retries it."""
+EXIT_BUG = 1
+"""An unexpected error (a bug): not retried; the traceback is in the log."""
+
+_GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_")
+
+
+@dataclass(frozen=True)
+class ShareResult:
+    """What a child did with its share."""
+
+    outcomes: tuple[PairOutcome, ...]
+    """One per pair attempted, in order."""
+    pairs: int
+    """Pairs in the share."""
+    stopped: bool
+    """A stop request ended the share early."""
+    exit_code: int
+    """The container's exit code (see :func:`share_exit_code`)."""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Pairs per status, plus ``not_started`` when a stop left some untouched."""
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if left := self.pairs - len(self.outcomes):
+            counts["not_started"] = left
+        return counts
+
+
+def share_exit_code(
+    outcomes: Sequence[PairOutcome], *, pairs: int, stopped: bool, last_attempt: bool = False
+) -> int:
+    """Exit code of a child: 75 to be retried, 0 when retrying cannot change anything."""
+    unfinished = stopped and (
+        len(outcomes) < pairs or any(o.status == "interrupted" for o in outcomes)
+    )
+    if unfinished:
+        return EXIT_RETRY
+    transient = any(o.status == "failed" and o.transient for o in outcomes)
+    return EXIT_RETRY if transient and not last_attempt else EXIT_OK
+
+
+def exit_code_for_error(error: BaseException) -> int:
+    """Exit code of an error that stopped the worker before or between pairs."""
+    if failure_is_transient(error):
+        return EXIT_RETRY
+    if isinstance(error, StacCohError):
+        return EXIT_BAD_INPUT
+    return EXIT_BUG
+
+
+class StopSignals:
+    """SIGTERM and SIGINT ask the worker to stop, and it does so promptly.
+
+    Between pairs the request only sets :attr:`requested` (``run_pairs`` checks it before
+    each pair). Inside a pair it also interrupts the pair, as Ctrl-C does: AWS Batch
+    kills the container about 30 s after SIGTERM, too soon to finish a pair of minutes;
+    the interrupted pair is recorded and redone by the retry.
+    """
+
+    def __init__(self, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self.signals = tuple(signals)
+        self.received: signal.Signals | None = None
+        self._in_pair = False
+        self._previous: dict[signal.Signals, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop signal arrived."""
+        return self.received is not None
+
+    def __enter__(self) -> StopSignals:
+        for sig in self.signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def pair_started(self) -> None:
+        """From now until :meth:`pair_done`, a stop request interrupts the running pair."""
+        self._in_pair = True
+
+    def pair_done(self) -> None:
+        """Back between pairs: a stop request only sets :attr:`requested`."""
+        self._in_pair = False
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        """Signal handler: remember the request; interrupt a running pair."""
+        self.received = signal.Signals(signum)
+        if self._in_pair:
+            self._in_pair = False  # one interrupt per pair is enough
+            raise KeyboardInterrupt
+
+
+def process_share(
+    processor: PairProcessor,
+    pairs: Sequence[Pair],
+    *,
+    run_id: str,
+    stop: StopSignals | None = None,
+    last_attempt: bool = False,
+) -> ShareResult:
+    """Process ``pairs`` in order, recording each outcome; never raises for a pair's failure.
+
+    Args:
+        processor: Built with ``ProcessOptions(update_collection=False)``.
+        pairs: This child's share of the manifest.
+        run_id: Run id the outcomes are recorded under.
+        stop: Stop signals installed by the caller (``None``: no stop requests).
+        last_attempt: AWS Batch will not retry this child again.
+
+    Raises:
+        StorageError: an outcome could not be recorded (the child should be retried).
+    """
+    outcomes: list[PairOutcome] = []
+    signals = stop or StopSignals(signals=())
+
+    def on_start(pair: Pair, position: int, total: int) -> None:
+        log_event(log, "pair.start", f"pair {position + 1}/{total}: {pair.id}", pair_id=pair.id)
+        signals.pair_started()
+
+    def on_done(outcome: PairOutcome) -> None:
+        signals.pair_done()
+        outcomes.append(outcome)
+        record_pair(processor.store, run_id, outcome.to_entry())
+        _log_outcome(outcome)
+
+    hooks = RunHooks(
+        on_pair_start=on_start, on_pair_done=on_done, stop_requested=lambda: signals.requested
+    )
+    try:
+        run_pairs(processor, pairs, hooks)
+    except KeyboardInterrupt:
+        signals.pair_done()
+        if signals.received is None:  # not ours (no handler installed): a real Ctrl-C
+            raise
+    if signals.requested:
+        name = signals.received.name if signals.received else "signal"
+        log_event(
+            log,
+            "worker.stop",
+            f"{name} received: stopped after {len(outcomes)} of {len(pairs)} pairs",
+            level=logging.WARNING,
+            signal=name,
+        )
+    code = share_exit_code(
+        outcomes, pairs=len(pairs), stopped=signals.requested, last_attempt=last_attempt
+    )
+    return ShareResult(tuple(outcomes), len(pairs), signals.requested, code)
+
+
+def _log_outcome(outcome: PairOutcome) -> None:
+    """One ``pair.done`` line with the outcome's fields."""
+    entry = outcome.to_entry()
+    if outcome.status != "failed":
+        entry.pop("transient", None)
+    level = logging.WARNING if outcome.status in ("failed", "interrupted") else logging.INFO
+    detail = f": {outcome.error}" if outcome.error else ""
+    log_event(log, "pair.done", f"{outcome.pair_id} {outcome.status}{detail}", level=level, **entry)
+
+
+def load_manifest(uri: str, *, s3_client: Any = None) -> Manifest:
+    """Read the run's manifest; a missing or invalid one is :class:`InputError` (exit 2).
+
+    Unlike :func:`stac_coh.manifest.read_manifest`, S3 outages stay
+    :class:`~stac_coh.errors.StorageError` (exit 75): the child is retried for them.
+    """
+    if not uri.startswith("s3://"):
+        return read_manifest(uri)
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise InputError(f"Manifest {uri!r} is not an s3://BUCKET/KEY URI.")
+    try:
+        body = open_store(f"s3://{bucket}", s3_client=s3_client).get(key).data
+    except ObjectNotFoundError:
+        raise InputError(
+            f"The manifest {uri} does not exist; was the run's prefix deleted? Submit again."
+        ) from None
+    try:
+        return Manifest.from_json(body.decode())
+    except InputError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"The manifest {uri} is not a valid manifest: {exc}.") from None
+
+
+def gdal_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """GDAL options set in the environment (``GDAL_*``, ``CPL_*``, ``VSI_*``).
+
+    They win over the cloud defaults, so a job definition can tune GDAL (e.g.
+    ``GDAL_HTTP_MAX_RETRY``) without the defaults silently replacing its values.
+    """
+    return {k: int(v) if v.isdigit() else v for k, v in env.items() if k.startswith(_GDAL_PREFIXES)}
+
+
+def finalize_run(
+    store: Store,
+    *,
+    run_id: str,
+    collection_id: str = DEFAULT_COLLECTION_ID,
+    manifest: Manifest | None = None,
+    stac_api: str | None = None,
+    session: Any = None,
+) -> FinalizeResult:
+    """Rebuild the collection and write the run report from the outcomes workers recorded.
+
+    With the run's ``manifest``, pairs no worker recorded are reported too: as ``skipped``
+    when their item exists (a worker died between publishing and recording), else as
+    ``missing`` (their child never got to them).
+    """
+    entries = recorded_outcomes(store, run_id)
+    if manifest is not None:
+        entries += _unrecorded(store, manifest, entries, collection_id)
+    report = run_report(run_id, entries)
+    if manifest is not None:
+        report["manifest_pairs"] = len(manifest.pairs)
+    result = finalize(
+        store,
+        collection_id=collection_id,
+        report=report,
+        run_id=run_id,
+        stac_api=stac_api,
+        session=session,
+    )
+    log_event(
+        log,
+        "finalize.done",
+        f"{result.items} items in {result.collection_href}",
+        items=result.items,
+        counts=report["counts"],
+        report=result.report_href,
+    )
+    return result
+
+
+def _unrecorded(
+    store: Store, manifest: Manifest, entries: Sequence[Mapping[str, Any]], collection_id: str
+) -> list[dict[str, Any]]:
+    """Report entries for the manifest's pairs that have no recorded outcome."""
+    seen = {str(e.get("pair_id")) for e in entries}
+    out = []
+    for pair in manifest.pairs:
+        if pair.id in seen:
+            continue
+        if store.exists(item_key(collection_id, pair.id)):
+            out.append({"pair_id": pair.id, "status": "skipped", "note": "no outcome recorded"})
+        else:
+            out.append(
+                {
+                    "pair_id": pair.id,
+                    "status": "missing",
+                    "error": "No worker recorded this pair: its child failed or never ran.",
+                }
+            )
+    if out:
+        log_event(
+            log,
+            "finalize.unrecorded",
+            f"{len(out)} manifest pairs have no recorded outcome",
+            level=logging.WARNING,
+            pairs=[e["pair_id"] for e in out[:20]],
+        )
+    return out

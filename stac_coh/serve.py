@@ -76,7 +76,7 @@ def serve(root: str | Path, *, host: str = "127.0.0.1", port: int = 8000) -> Non
     """Serve ``root`` until interrupted (blocking)."""
     import uvicorn
 
-    uvicorn.run(make_app(root), host=host, port=port, log_level="warning")
+    uvicorn.run(make_app(root), host=host, port=port, log_level="warning", ws="none")
 
 
 def stac_browser_url(catalog_url: str) -> str:

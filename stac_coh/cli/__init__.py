@@ -11,6 +11,7 @@ from stac_coh import __version__
 from stac_coh.cli import (
     batch_commands,
     catalog_commands,
+    demo_command,
     predict_command,
     run_commands,
     science_commands,
@@ -41,6 +42,7 @@ for _module in (
     search_command,
     predict_command,
     run_commands,
+    demo_command,
     catalog_commands,
     serve_command,
     batch_commands,

@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_options
-from stac_coh.manifest import Acquisition, write_manifest
+from stac_coh.manifest import Acquisition, Manifest, write_manifest
 
 if TYPE_CHECKING:
-    from stac_coh.search import SearchResult
+    pass
 
 __all__ = ["register"]
 
@@ -52,7 +52,7 @@ def search_command(
     """Find Sentinel-1 pairs over an area and dates; --json writes the manifest."""
     result = search.run()
     console = Console()
-    console.print(_table(result))
+    console.print(pairs_table(result.manifest))
     console.print(
         f"{result.n_items} items, {len(result.manifest.pairs)} pairs. {result.summary}",
         highlight=False,
@@ -67,9 +67,8 @@ def search_command(
         console.print(f"Manifest: {where}", highlight=False, soft_wrap=True)
 
 
-def _table(result: SearchResult) -> Table:
-    """One row per pair."""
-    manifest = result.manifest
+def pairs_table(manifest: Manifest) -> Table:
+    """One row per pair of ``manifest``."""
     table = Table(title=f"{len(manifest.pairs)} pairs in {manifest.source.collection}")
     for name, justify in (
         ("#", "right"),

@@ -1,0 +1,163 @@
+"""The processing options shared by `run`, `search-and-run` and `demo`.
+
+Decorate a command with :func:`process_options`: it gains the options below and receives
+them as one :class:`ProcessingChoices` argument named ``processing``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from stac_coh.errors import InputError
+from stac_coh.runner import ProcessOptions
+
+__all__ = ["ProcessingChoices", "process_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PANEL = "Processing"
+
+
+@dataclass(frozen=True)
+class ProcessingChoices:
+    """What the user typed for processing, before validation."""
+
+    weights: str | None
+    """``--weights``; ``None`` = STAC_COH_WEIGHTS, else the bundled weights."""
+    estimator: str
+    """``--estimator``."""
+    mode: str
+    """``--mode``."""
+    device: str | None
+    """``--device``; ``None`` = STAC_COH_DEVICE, else auto."""
+    tile: int | None
+    """``--tile``."""
+    batch_size: int | None
+    """``--batch-size``."""
+    dtype: str
+    """``--dtype``."""
+    uncertainty: bool
+    """``--uncertainty/--no-uncertainty``."""
+    loader: str
+    """``--loader``."""
+    overwrite: bool
+    """``--overwrite``."""
+    collection_id: str
+    """``--collection-id``."""
+
+    def options(self) -> ProcessOptions:
+        """Validated :class:`ProcessOptions`."""
+        for value, allowed, flag in (
+            (self.mode, ("fast", "reference"), "--mode"),
+            (self.dtype, ("uint8", "float32"), "--dtype"),
+            (self.loader, ("odc", "stackstac"), "--loader"),
+            (self.estimator, ("resunet", "siegert"), "--estimator"),
+        ):
+            if value not in allowed:
+                raise InputError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}.")
+        return ProcessOptions(
+            mode=self.mode,
+            tile=self.tile,
+            batch_size=self.batch_size,
+            dtype=self.dtype,
+            uncertainty=self.uncertainty,
+            loader=self.loader,
+            overwrite=self.overwrite,
+            collection_id=self.collection_id,
+        )
+
+
+def _opt(*names: str, help: str, **kwargs: Any) -> Any:
+    """A Typer option in the Processing help panel."""
+    return typer.Option(*names, help=help, rich_help_panel=_PANEL, **kwargs)
+
+
+def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+_PARAMETERS = [
+    _param(
+        "weights",
+        Annotated[
+            str | None,
+            _opt(
+                "--weights",
+                help="Our .safetensors, a Keras .h5, a directory or hf://owner/repo. "
+                "Default: STAC_COH_WEIGHTS, else the bundled (simulation-trained) weights.",
+            ),
+        ],
+        None,
+    ),
+    _param(
+        "estimator",
+        Annotated[str, _opt("--estimator", help="resunet (the network) or siegert (baseline).")],
+        "resunet",
+    ),
+    _param("mode", Annotated[str, _opt("--mode", help="fast (halo tiles) or reference.")], "fast"),
+    _param(
+        "device",
+        Annotated[str | None, _opt("--device", help="auto, cpu, cuda or mps (default auto).")],
+        None,
+    ),
+    _param(
+        "tile",
+        Annotated[int | None, _opt("--tile", min=16, help="Core tile edge in pixels.")],
+        None,
+    ),
+    _param(
+        "batch_size",
+        Annotated[int | None, _opt("--batch-size", min=1, help="Tiles per forward pass.")],
+        None,
+    ),
+    _param(
+        "dtype",
+        Annotated[str, _opt("--dtype", help="uint8 (scale 0.004, nodata 255) or float32.")],
+        "uint8",
+    ),
+    _param(
+        "uncertainty",
+        Annotated[
+            bool,
+            _opt("--uncertainty/--no-uncertainty", help="Publish the uncertainty asset too."),
+        ],
+        True,
+    ),
+    _param(
+        "loader",
+        Annotated[str, _opt("--loader", help="odc (odc-stac) or stackstac.")],
+        "odc",
+    ),
+    _param(
+        "overwrite",
+        Annotated[bool, _opt("--overwrite", help="Re-process pairs already published.")],
+        False,
+    ),
+    _param(
+        "collection_id",
+        Annotated[str, _opt("--collection-id", help="Id of the coherence collection.")],
+        "sentinel-1-coherence",
+    ),
+]
+
+
+def process_options(func: F) -> F:
+    """Give a command the shared processing options, as ``processing: ProcessingChoices``."""
+    own = [p for p in inspect.signature(func).parameters.values() if p.name != "processing"]
+    names = {p.name for p in _PARAMETERS}
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        values = {n: kwargs.pop(n) for n in list(kwargs) if n in names}
+        return func(processing=ProcessingChoices(**values), **kwargs)
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + _PARAMETERS
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]

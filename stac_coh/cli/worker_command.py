@@ -225,6 +225,10 @@ def _process(
         device=processing.device or settings.device,
         cache_dir=settings.cache_dir / "huggingface",
     )
+    if loaded.device == "cpu":
+        from stac_coh.network import reuse_freed_memory
+
+        reuse_freed_memory()  # faster CPU tiles for more peak RSS (docs/inference.md)
     log_event(
         log,
         "worker.predictor",

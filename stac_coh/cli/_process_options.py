@@ -15,7 +15,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from stac_coh.errors import InputError
+from stac_coh.network import reuse_freed_memory
+from stac_coh.predictors import LoadedPredictor, build_predictor
 from stac_coh.runner import ProcessOptions
+from stac_coh.settings import Settings
 
 __all__ = ["ProcessingChoices", "process_options"]
 
@@ -49,6 +52,22 @@ class ProcessingChoices:
     """``--overwrite``."""
     collection_id: str
     """``--collection-id``."""
+
+    def load_predictor(self, settings: Settings) -> LoadedPredictor:
+        """Build the predictor these choices name (settings fill the defaults).
+
+        On a CPU the process also keeps freed memory for reuse: ~30 % faster tiles for
+        ~30 % more peak memory (see docs/inference.md). Applications only.
+        """
+        loaded = build_predictor(
+            self.estimator,
+            weights=self.weights or settings.weights,
+            device=self.device or settings.device,
+            cache_dir=settings.cache_dir / "huggingface",
+        )
+        if loaded.device == "cpu":
+            reuse_freed_memory()
+        return loaded
 
     def options(self) -> ProcessOptions:
         """Validated :class:`ProcessOptions`."""

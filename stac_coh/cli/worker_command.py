@@ -191,7 +191,6 @@ def _process(
     from stac_coh.batch.logs import log_event
     from stac_coh.batch.plan import child_index, share_from_env, validate_run_id
     from stac_coh.batch.worker import gdal_overrides, load_manifest, process_share
-    from stac_coh.predictors import build_predictor
     from stac_coh.runner import PairProcessor
     from stac_coh.settings import get_settings
     from stac_coh.sources import read_gdal_options
@@ -219,16 +218,7 @@ def _process(
         out=out,
         last_attempt=last_attempt,
     )
-    loaded = build_predictor(
-        processing.estimator,
-        weights=processing.weights or settings.weights,
-        device=processing.device or settings.device,
-        cache_dir=settings.cache_dir / "huggingface",
-    )
-    if loaded.device == "cpu":
-        from stac_coh.network import reuse_freed_memory
-
-        reuse_freed_memory()  # faster CPU tiles for more peak RSS (docs/inference.md)
+    loaded = processing.load_predictor(settings)
     log_event(
         log,
         "worker.predictor",

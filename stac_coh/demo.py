@@ -135,14 +135,8 @@ def build_demo_catalog(root: str | Path, *, tile: int = TILE) -> DemoCatalog:
         truth_path = truth[acq.scene_seed]
         if not truth_path.exists():
             _write_cog(truth_path, scene.coherence, transform, nodata=float("nan"))
-        item = _item(acq, item_id, href, transform, image.shape)
-        item["links"].append(
-            {
-                "rel": "self",
-                "href": str(items_dir / f"{item_id}.json"),
-                "type": "application/geo+json",
-            }
-        )
+        # Relative hrefs, as in any static catalog: the folder can move.
+        item = _item(acq, item_id, f"../assets/{href.name}", transform, image.shape)
         (items_dir / f"{item_id}.json").write_text(json.dumps(item, indent=2))
     (root / "collection.json").write_text(json.dumps(_collection(), indent=2))
     return DemoCatalog(items_dir, _bbox(tile), "2026-06-01", "2026-07-31", truth)
@@ -188,7 +182,7 @@ def _footprint(transform: Affine, shape: Sequence[int]) -> list[list[float]]:
 
 
 def _item(
-    acq: DemoAcquisition, item_id: str, href: Path, transform: Affine, shape: Sequence[int]
+    acq: DemoAcquisition, item_id: str, href: str, transform: Affine, shape: Sequence[int]
 ) -> dict[str, Any]:
     """An item shaped like Planetary Computer's sentinel-1-rtc items."""
     ring = _footprint(transform, shape)
@@ -250,7 +244,7 @@ def _item(
         },
         "assets": {
             "vv": {
-                "href": str(href),
+                "href": href,
                 "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                 "title": "VV: vertical transmit, vertical receive (SIMULATED by stac-coh)",
                 "roles": ["data"],

@@ -426,9 +426,35 @@ def _iter_json_items(path: Path) -> Iterator[dict[str, Any]]:
         raise InputError(f"--source {path} holds invalid JSON: {exc}.") from None
     for doc in docs:
         if doc.get("type") == "Feature":
-            yield doc
+            yield _anchored(doc, path, own_file=path.suffix not in (".ndjson", ".jsonl"))
         elif doc.get("type") == "FeatureCollection":
-            yield from (f for f in doc.get("features", []) if f.get("type") == "Feature")
+            for f in doc.get("features", []):
+                if f.get("type") == "Feature":
+                    yield _anchored(f, path, own_file=False)
+
+
+def _anchored(item: dict[str, Any], path: Path, *, own_file: bool) -> dict[str, Any]:
+    """Resolve relative asset and link hrefs against the file that holds the item.
+
+    Static catalogs use relative hrefs; readers (GDAL, odc-stac) need absolute ones. An
+    item alone in its file gets that file as its ``self`` href when it has none, which is
+    its canonical href in a local catalog.
+    """
+    base = path.resolve().parent
+
+    def absolute(href: str) -> str:
+        return href if "://" in href or Path(href).is_absolute() else str((base / href).resolve())
+
+    for asset in item.get("assets", {}).values():
+        if isinstance(asset.get("href"), str):
+            asset["href"] = absolute(asset["href"])
+    links = item.setdefault("links", [])
+    for link in links:
+        if isinstance(link.get("href"), str):
+            link["href"] = absolute(link["href"])
+    if own_file and not any(link.get("rel") == "self" for link in links):
+        links.append({"rel": "self", "href": str(path.resolve()), "type": "application/geo+json"})
+    return item
 
 
 def _item_time(item: Mapping[str, Any]) -> datetime | None:

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    out = tmp_path_factory.mktemp("demo") / "stac-coh-demo"
-    done = stac_coh("demo", "--out", str(out), timeout=600)
+    cwd = tmp_path_factory.mktemp("demo")
+    out = cwd / "stac-coh-demo"
+    # The default, relative --out, from the user's working directory: as `make demo` runs it.
+    done = stac_coh("demo", timeout=600, cwd=cwd)
     assert done.returncode == 0, done.stdout + done.stderr
     return out, done
 

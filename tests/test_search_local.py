@@ -209,3 +209,30 @@ def test_aoi_file(tmp_path: Path):
         load_aoi(tmp_path / "point.geojson")
     with pytest.raises(InputError, match="exactly one of --bbox"):
         SearchQuery.build(start="2026-04-01", end="2026-05-01")
+
+
+def test_relative_hrefs_are_resolved_against_the_item_file(tmp_path, monkeypatch):
+    """A static catalog with relative hrefs, searched from another working directory."""
+    import json as _json
+
+    from stac_coh.query import SearchQuery as _Query
+    from stac_coh.sources import open_source as _open
+
+    folder = tmp_path / "catalog" / "items"
+    folder.mkdir(parents=True)
+    from tests.stac_data import PC_RTC
+    from tests.stac_data import item as _item
+
+    it = _item(PC_RTC, "S1A_IW_GRDH_1SDV_20250311")
+    it["assets"]["vv"]["href"] = "../assets/vv.tif"
+    it["links"] = [{"rel": "collection", "href": "../collection.json"}]
+    (folder / "one.json").write_text(_json.dumps(it))
+    monkeypatch.chdir(tmp_path)
+    found = _open("catalog/items").search(
+        _Query.build(bbox=tuple(it["bbox"]), start="2025-03-01", end="2025-03-31")
+    )
+    (only,) = found
+    assert only["assets"]["vv"]["href"] == str(tmp_path / "catalog" / "assets" / "vv.tif")
+    links = {link["rel"]: link["href"] for link in only["links"]}
+    assert links["collection"] == str(tmp_path / "catalog" / "collection.json")
+    assert links["self"] == str(folder / "one.json")

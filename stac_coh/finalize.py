@@ -10,6 +10,7 @@ and to run again.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -129,31 +130,26 @@ def finalize(
 def _rebuild(store: Store, collection_id: str, items: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Compare-and-swap the rebuilt collection in; re-list when a publisher got in between."""
     ckey = collection_key(collection_id)
-    for _attempt in range(_ATTEMPTS):
+    rebuilt: dict[str, Any] = {}
+
+    def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        nonlocal rebuilt
         _read_new_items(store, collection_id, items)
-        current = store.get_or_none(ckey)
         base = (
-            json.loads(current.data)
+            copy.deepcopy(current)
             if current
             else build_collection(collection_id, self_href=store.href_for(ckey))
         )
         rebuilt = rebuild_collection(base, items.values())
         set_self_link(rebuilt, store.href_for(ckey))
-        if current is not None and rebuilt == json.loads(current.data):
-            return rebuilt
-        body = json.dumps(rebuilt, indent=2).encode()
-        try:
-            if current is None:
-                store.put_new(ckey, body, content_type=JSON)
-            else:
-                store.put_if_match(ckey, body, current.etag, content_type=JSON)
-            return rebuilt
-        except ConflictError:
-            continue
-    raise ConflictError(
-        f"{store.url_for(ckey)} kept changing while finalize rebuilt it; run finalize again "
-        "when the publishers are done."
-    )
+        return None if rebuilt == current else rebuilt
+
+    if not cas_update_json(store, ckey, fold, attempts=_ATTEMPTS):
+        raise ConflictError(
+            f"{store.url_for(ckey)} kept changing while finalize rebuilt it; run finalize "
+            "again when the publishers are done."
+        )
+    return rebuilt
 
 
 def _read_new_items(store: Store, collection_id: str, items: dict[str, dict[str, Any]]) -> None:

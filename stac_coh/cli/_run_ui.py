@@ -7,9 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -184,11 +182,6 @@ def print_summary(
 def _fmt(value: float | None) -> str:
     """Mean coherence with 3 decimals, blank when unknown."""
     return "" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
-def exit_with(summary: RunSummary) -> Any:
-    """Leave the command with the run's exit code."""
-    raise typer.Exit(code=summary.exit_code)
 
 
 def save_manifest_copy(manifest: Manifest, path: str) -> str:

@@ -22,6 +22,7 @@ import pystac
 from pystac.extensions.render import Render, RenderExtension
 
 from stac_coh.cog import UINT8_UNIT
+from stac_coh.constants import DEFAULT_COLLECTION_ID
 from stac_coh.item import ASSETS, PAIR_SCHEMA_URL
 from stac_coh.render import COLORMAP_NAME
 
@@ -41,9 +42,6 @@ __all__ = [
     "rebuild_collection",
     "set_self_link",
 ]
-
-DEFAULT_COLLECTION_ID = "sentinel-1-coherence"
-"""Collection id unless the user picks another."""
 
 ROOT_CATALOG_ID = "stac-coh"
 """Id of the root catalog."""

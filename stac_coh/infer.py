@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stac_coh.cog import encoding_for
+from stac_coh.constants import DEFAULT_REFERENCE_BLOCK, DEFAULT_TILE, MODES
 from stac_coh.errors import InputError
 from stac_coh.grid import PairReader
 from stac_coh.model_card import ModelCard, Tiling
@@ -65,25 +66,6 @@ __all__ = [
 ]
 
 Mode = Literal["fast", "reference"]
-MODES: tuple[str, ...] = ("fast", "reference")
-
-DEFAULT_TILE = 1024
-"""Largest inner core edge of ``fast`` mode.
-
-Every fast-mode read is at most ``DEFAULT_TILE + 2 * halo`` = 1312 pixels square with the
-ResUNet's 144-pixel halo: about 2.5 GB peak RSS on CPU in float32 with
-:func:`reuse_freed_memory` (1.6-1.8 GB without), whatever the scene size (measured with
-``benchmarks/bench_inference.py``). Scenes are split evenly, so
-a 2048 x 2048 scene reads four 1168 x 1168 tiles (1.3x the core pixels); inner tiles of
-large scenes compute up to 1.64x their core. Larger tiles waste less on halos but need
-more memory.
-"""
-
-DEFAULT_REFERENCE_BLOCK = 4096
-"""Block edge of ``reference`` mode: scenes up to this size compute each published patch
-exactly once; larger ones recompute the patches on block borders (~2 % more), and the
-block's accumulators take ~0.5 GB."""
-
 ProgressCallback = Callable[[int, int], None]
 """``on_progress(done_units, total_units)``, called after each tile or block is written."""
 

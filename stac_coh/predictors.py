@@ -10,14 +10,12 @@ import warnings
 from dataclasses import dataclass
 from os import PathLike
 
+from stac_coh.constants import ESTIMATORS
 from stac_coh.errors import InputError, WeightsProvenanceWarning
 from stac_coh.infer import TilePredictor
 from stac_coh.model_card import Architecture, ModelCard, Provenance
 
 __all__ = ["ESTIMATORS", "LoadedPredictor", "build_predictor"]
-
-ESTIMATORS = ("resunet", "siegert")
-"""What ``--estimator`` accepts."""
 
 SIEGERT_WINDOW = 9
 """Window of ``--estimator siegert`` (pixels)."""

@@ -35,6 +35,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from stac_coh.constants import CARD_SUFFIX, PUBLISHED_NAME
 from stac_coh.errors import InputError, WeightsError
 from stac_coh.keras_h5 import empty_resunet, load_keras_h5
 from stac_coh.model import ResUNet
@@ -71,12 +72,6 @@ __all__ = [
 
 CARD_METADATA_KEY = "stac_coh.model_card"
 """safetensors metadata key holding the model card JSON."""
-
-CARD_SUFFIX = ".card.json"
-"""Appended to the weight file's name to name the sidecar card."""
-
-PUBLISHED_NAME = "beyond-backscatter-grd-gee"
-"""Card name of the published weights (Hugging Face ``FPSica/beyond-backscatter-grd-gee``)."""
 
 PAPER_CITATION = (
     "Sica, F., Pulella, A., Schmitt, M.: Beyond Backscatter: InSAR coherence from detected "

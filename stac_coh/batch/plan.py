@@ -17,6 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from stac_coh.constants import (
+    ARRAY_INDEX_ENV,
+    ENV_INDEX_OFFSET,
+    ENV_MANIFEST,
+    ENV_OUT,
+    ENV_PAIRS_PER_JOB,
+    ENV_RUN_ID,
+)
 from stac_coh.errors import InputError
 
 __all__ = [
@@ -49,19 +57,6 @@ MAX_ARRAY_SIZE = 10_000
 """Largest array job AWS Batch accepts."""
 MAX_DEPENDENCIES = 20
 """Most ``dependsOn`` entries of one job: caps the worker jobs of one run."""
-
-ENV_MANIFEST = "STAC_COH_MANIFEST"
-"""``s3://`` URI of the run's manifest."""
-ENV_PAIRS_PER_JOB = "STAC_COH_PAIRS_PER_JOB"
-"""Pairs each child processes (the last child may get fewer)."""
-ENV_INDEX_OFFSET = "STAC_COH_INDEX_OFFSET"
-"""Global child index of array index 0 of this job (non-zero past 10,000 children)."""
-ENV_OUT = "STAC_COH_OUT"
-"""``s3://bucket/prefix`` of the output catalog."""
-ENV_RUN_ID = "STAC_COH_RUN_ID"
-"""Run id, for logs and the run report."""
-ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
-"""Set by AWS Batch in array children; absent in a plain job (= index 0)."""
 
 WORKER_COMMAND = ("process",)
 """Container command of a worker child (the image's ENTRYPOINT is ``stac-coh worker``)."""

@@ -10,15 +10,16 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from stac_coh.errors import InputError
-from stac_coh.network import reuse_freed_memory
-from stac_coh.predictors import LoadedPredictor, build_predictor
-from stac_coh.runner import ProcessOptions
-from stac_coh.settings import Settings
+
+if TYPE_CHECKING:
+    from stac_coh.predictors import LoadedPredictor
+    from stac_coh.runner import ProcessOptions
+    from stac_coh.settings import Settings
 
 __all__ = ["ProcessingChoices", "process_options"]
 
@@ -59,6 +60,9 @@ class ProcessingChoices:
         On a CPU the process also keeps freed memory for reuse: ~30 % faster tiles for
         ~30 % more peak memory (see docs/inference.md). Applications only.
         """
+        from stac_coh.network import reuse_freed_memory
+        from stac_coh.predictors import build_predictor
+
         loaded = build_predictor(
             self.estimator,
             weights=self.weights or settings.weights,
@@ -71,6 +75,8 @@ class ProcessingChoices:
 
     def options(self) -> ProcessOptions:
         """Validated :class:`ProcessOptions`."""
+        from stac_coh.runner import ProcessOptions
+
         for value, allowed, flag in (
             (self.mode, ("fast", "reference"), "--mode"),
             (self.dtype, ("uint8", "float32"), "--dtype"),

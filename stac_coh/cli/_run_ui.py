@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -19,10 +20,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from stac_coh.collection import asset_key
-from stac_coh.manifest import Manifest, Pair, write_manifest
-from stac_coh.runner import InterruptedRun, PairOutcome, PairProcessor, RunHooks, run_pairs
-from stac_coh.storage import Store
+if TYPE_CHECKING:
+    from stac_coh.manifest import Manifest, Pair
+    from stac_coh.runner import PairOutcome, PairProcessor
+    from stac_coh.storage import Store
 
 __all__ = ["RunSummary", "execute_run", "new_run_id"]
 
@@ -64,6 +65,7 @@ def execute_run(
 ) -> RunSummary:
     """Run ``pairs`` with progress bars, then rebuild the catalog and write the report."""
     from stac_coh.finalize import finalize, run_report
+    from stac_coh.runner import InterruptedRun, RunHooks, run_pairs
 
     started = datetime.now(UTC)
     store = processor.store
@@ -139,6 +141,8 @@ def print_summary(
     summary: RunSummary, console: Console, *, collection_id: str, store: Store
 ) -> None:
     """Final table (pair, status, valid pixels, mean coherence, seconds, href), where to look."""
+    from stac_coh.collection import asset_key
+
     table = Table(title="Run summary")
     for name, justify in (
         ("pair", "left"),
@@ -187,5 +191,7 @@ def _fmt(value: float | None) -> str:
 def save_manifest_copy(manifest: Manifest, path: str) -> str:
     """Write ``manifest`` where the user asked (``--json``)."""
     from pathlib import Path
+
+    from stac_coh.manifest import write_manifest
 
     return str(write_manifest(manifest, path if "://" in path else Path(path)))

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from stac_coh.batch import (
-    BatchTargets,
-    RunPlan,
-    RunRecord,
-    RunStatus,
-    job_tags,
-    new_run_id,
-    open_s3_out,
-    plan_run,
-    run_key,
-    run_status,
-    submit_run,
-    validate_run_id,
-)
 from stac_coh.cli._search_options import SearchOptions, search_options
 from stac_coh.errors import InputError
-from stac_coh.manifest import Manifest, read_manifest
+
+if TYPE_CHECKING:
+    from stac_coh.batch import BatchTargets, RunPlan, RunRecord, RunStatus
+    from stac_coh.manifest import Manifest
 
 __all__ = ["register"]
 
@@ -130,6 +119,16 @@ def submit_command(
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
 ) -> None:
     """Search (or read a manifest) and submit the pairs to AWS Batch."""
+    from stac_coh.batch import (
+        BatchTargets,
+        job_tags,
+        new_run_id,
+        open_s3_out,
+        plan_run,
+        submit_run,
+        validate_run_id,
+    )
+
     pairs = _pairs_to_submit(search, manifest)
     targets = BatchTargets(job_queue, job_definition, finalize_job_definition, finalize_job_queue)
     tags = _parse_tags(tag)
@@ -164,6 +163,8 @@ def status_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
 ) -> None:
     """Show a run's jobs by state."""
+    from stac_coh.batch import run_status
+
     batch, s3 = _clients()
     status = run_status(run_id, out=out, batch=batch, s3=s3, max_failed=max_failed)
     if as_json:
@@ -174,6 +175,8 @@ def status_command(
 
 def _pairs_to_submit(search: SearchOptions, manifest: str | None) -> Manifest:
     """The manifest given with --manifest, or the result of the search options."""
+    from stac_coh.manifest import read_manifest
+
     if manifest is None:
         result = search.run()
         typer.echo(f"search: {len(result.manifest.pairs)} pairs. {result.summary}", err=True)
@@ -212,6 +215,8 @@ def _clients() -> tuple[Any, Any]:
 
 def _print_plan(plan: RunPlan, targets: BatchTargets, out: str) -> None:
     """What a submit would do."""
+    from stac_coh.batch import run_key
+
     typer.echo(f"dry run: nothing written or submitted. Run {plan.run_id} would submit:")
     typer.echo(
         f"  {plan.n_pairs} pairs, {plan.children} children of {plan.pairs_per_job} pairs, "

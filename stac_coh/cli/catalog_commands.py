@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from stac_coh.collection import DEFAULT_COLLECTION_ID
+from stac_coh.constants import DEFAULT_COLLECTION_ID
 from stac_coh.errors import InputError
-from stac_coh.settings import get_settings
 
 __all__ = ["register"]
 
@@ -63,6 +62,7 @@ def finalize_command(
     """Run :func:`stac_coh.finalize.finalize` with settings from the environment."""
     from stac_coh.finalize import finalize
     from stac_coh.http import make_session
+    from stac_coh.settings import get_settings
     from stac_coh.storage import open_store
 
     if "://" not in out and not Path(out).is_dir():

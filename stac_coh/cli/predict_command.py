@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from stac_coh.constants import DEFAULT_REFERENCE_BLOCK, DEFAULT_TILE, ESTIMATORS, MODES
 from stac_coh.errors import InputError
-from stac_coh.gdal_env import gdal_env, gdal_options
-from stac_coh.infer import (
-    DEFAULT_REFERENCE_BLOCK,
-    DEFAULT_TILE,
-    MODES,
-    PredictionSummary,
-    predict_to_cogs,
-    reuse_freed_memory,
-)
-from stac_coh.predictors import ESTIMATORS, LoadedPredictor, build_predictor
-from stac_coh.rasters import RasterPairReader
-from stac_coh.settings import get_settings
+
+if TYPE_CHECKING:
+    from stac_coh.infer import PredictionSummary
+    from stac_coh.predictors import LoadedPredictor
 
 __all__ = ["register"]
 
@@ -129,6 +123,12 @@ def predict_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Predict coherence from two backscatter rasters into a COG."""
+    from stac_coh.gdal_env import gdal_env, gdal_options
+    from stac_coh.infer import predict_to_cogs, reuse_freed_memory
+    from stac_coh.predictors import build_predictor
+    from stac_coh.rasters import RasterPairReader
+    from stac_coh.settings import get_settings
+
     _choice(estimator, ESTIMATORS, "--estimator")
     _choice(mode, MODES, "--mode")
     _choice(dtype, DTYPES, "--dtype")

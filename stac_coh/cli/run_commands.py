@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,7 +13,9 @@ from stac_coh.cli._process_options import ProcessingChoices, process_options
 from stac_coh.cli._run_ui import RunSummary, execute_run, new_run_id, print_summary
 from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_options
 from stac_coh.errors import InputError
-from stac_coh.manifest import Manifest, Pair
+
+if TYPE_CHECKING:
+    from stac_coh.manifest import Manifest, Pair
 
 __all__ = ["register", "run_manifest"]
 

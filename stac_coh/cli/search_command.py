@@ -10,10 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_options
-from stac_coh.manifest import Acquisition, Manifest, write_manifest
 
 if TYPE_CHECKING:
-    pass
+    from stac_coh.manifest import Acquisition, Manifest
 
 __all__ = ["register"]
 
@@ -63,6 +62,8 @@ def search_command(
             f"[yellow]Stopped at --limit {search.limit} items: raise it to see every pair.",
         )
     if json_out:
+        from stac_coh.manifest import write_manifest
+
         where = write_manifest(result.manifest, json_out if "://" in json_out else Path(json_out))
         console.print(f"Manifest: {where}", highlight=False, soft_wrap=True)
 

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from stac_coh.constants import CARD_SUFFIX, PUBLISHED_NAME
 from stac_coh.errors import WeightsError
-from stac_coh.settings import get_settings
-from stac_coh.weights import (
-    CARD_SUFFIX,
-    PUBLISHED_NAME,
-    WeightsInfo,
-    describe_weights,
-    detect_format,
-    import_keras,
-    resolve_weights,
-    save_weights,
-)
+
+if TYPE_CHECKING:
+    from stac_coh.weights import WeightsInfo
 
 __all__ = ["register"]
 
@@ -81,6 +74,8 @@ _DOWNLOAD_HELP = _paragraphs(
 
 def _hf_cache() -> Path:
     """huggingface_hub cache below the user's stac-coh cache directory."""
+    from stac_coh.settings import get_settings
+
     return get_settings().cache_dir / "huggingface"
 
 
@@ -91,6 +86,16 @@ def import_keras_command(
     fp16: bool = typer.Option(False, "--fp16", help="Store float16 (half the size)."),
 ) -> None:
     """Convert a Keras weight file into stac-coh's format."""
+    import torch
+
+    from stac_coh.weights import (
+        describe_weights,
+        detect_format,
+        import_keras,
+        resolve_weights,
+        save_weights,
+    )
+
     path = resolve_weights(source, cache_dir=_hf_cache())
     if detect_format(path) != "hdf5":
         raise WeightsError(
@@ -111,6 +116,8 @@ def info_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
 ) -> None:
     """Print a weight file's model card, parameter count, checksum and size."""
+    from stac_coh.weights import describe_weights
+
     info = describe_weights(weights, cache_dir=_hf_cache())
     if as_json:
         typer.echo(json.dumps(_info_dict(info), indent=2))
@@ -171,6 +178,8 @@ def download_command(
     """Download weights from the Hugging Face hub into the cache and print the path."""
     if not uri.startswith("hf://"):
         raise WeightsError(f"{uri!r} is not an hf:// URI; write e.g. {_PUBLISHED_URI}.")
+    from stac_coh.weights import resolve_weights
+
     typer.echo(str(resolve_weights(uri, cache_dir=_hf_cache())))
 
 

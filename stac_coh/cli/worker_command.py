@@ -8,7 +8,9 @@ from typing import Any
 
 import typer
 
-from stac_coh.batch.plan import (
+from stac_coh.cli._process_options import ProcessingChoices, process_options
+from stac_coh.cli.batch_commands import _prose
+from stac_coh.constants import (
     ARRAY_INDEX_ENV,
     ENV_INDEX_OFFSET,
     ENV_MANIFEST,
@@ -16,8 +18,6 @@ from stac_coh.batch.plan import (
     ENV_PAIRS_PER_JOB,
     ENV_RUN_ID,
 )
-from stac_coh.cli._process_options import ProcessingChoices, process_options
-from stac_coh.cli.batch_commands import _prose
 from stac_coh.errors import InputError
 
 __all__ = ["register"]

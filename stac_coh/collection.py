@@ -190,10 +190,14 @@ def add_link(
     return True
 
 
-def set_self_link(doc: dict[str, Any], href: str, media_type: str = "application/json") -> bool:
-    """Point the document's ``self`` link at ``href``; return whether it changed."""
+def set_self_link(
+    doc: dict[str, Any], href: str | None, media_type: str = "application/json"
+) -> bool:
+    """Point the document's ``self`` link at ``href`` (``None``: no self link); return whether
+    it changed."""
     links = [link for link in doc["links"] if link.get("rel") != "self"]
-    links.append(_link("self", href, media_type))
+    if href is not None:
+        links.append(_link("self", href, media_type))
     changed = links != doc["links"]
     doc["links"] = links
     return changed

@@ -138,10 +138,10 @@ def _rebuild(store: Store, collection_id: str, items: dict[str, dict[str, Any]])
         base = (
             copy.deepcopy(current)
             if current
-            else build_collection(collection_id, self_href=store.href_for(ckey))
+            else build_collection(collection_id, self_href=store.self_href(ckey))
         )
         rebuilt = rebuild_collection(base, items.values())
-        set_self_link(rebuilt, store.href_for(ckey))
+        set_self_link(rebuilt, store.self_href(ckey))
         return None if rebuilt == current else rebuilt
 
     if not cas_update_json(store, ckey, fold, attempts=_ATTEMPTS):
@@ -167,7 +167,7 @@ def _update_catalog(store: Store, links: list[tuple[str, str, str, str | None]])
     def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
         catalog = current or build_root_catalog()
         changed = [add_link(catalog, *link) for link in links]
-        changed.append(set_self_link(catalog, store.href_for(CATALOG_KEY)))
+        changed.append(set_self_link(catalog, store.self_href(CATALOG_KEY)))
         return catalog if any(changed) or current is None else None
 
     if not cas_update_json(store, CATALOG_KEY, fold):

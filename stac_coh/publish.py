@@ -175,8 +175,9 @@ def _item_json(item: pystac.Item, store: Store, ikey: str) -> dict[str, Any]:
     """Item dict with relative structural links and an absolute self href."""
     data: dict[str, Any] = item.to_dict(include_self_link=False, transform_hrefs=False)
     structural = {"self", "root", "parent", "collection"}
+    self_href = store.self_href(ikey)
     data["links"] = [
-        {"rel": "self", "href": store.href_for(ikey), "type": GEOJSON},
+        *([{"rel": "self", "href": self_href, "type": GEOJSON}] if self_href else []),
         {"rel": "root", "href": "../../catalog.json", "type": JSON},
         {"rel": "parent", "href": "../collection.json", "type": JSON},
         {"rel": "collection", "href": "../collection.json", "type": JSON},
@@ -204,7 +205,7 @@ def register_item(
     ckey = collection_key(collection_id)
 
     def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        coll = current or build_collection(collection_id, self_href=store.href_for(ckey))
+        coll = current or build_collection(collection_id, self_href=store.self_href(ckey))
         changed = add_item_to_collection(coll, item)
         return coll if changed or current is None else None
 
@@ -222,7 +223,7 @@ def ensure_catalog_links(
     """Make the root catalog exist and hold ``links`` (rel, href, type, title)."""
 
     def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        catalog = current or build_root_catalog(self_href=store.href_for(CATALOG_KEY))
+        catalog = current or build_root_catalog(self_href=store.self_href(CATALOG_KEY))
         changed = [add_link(catalog, *link) for link in links]
         return catalog if any(changed) or current is None else None
 
@@ -246,7 +247,7 @@ def ensure_model_item(
             card,
             weights_url=url,
             card_href=f"./{mid}.model-card.json",
-            self_href=store.href_for(key),
+            self_href=store.self_href(key),
         )
         title = data["properties"]["title"]
         with contextlib.suppress(ConflictError):  # a concurrent publisher wrote the same one

@@ -237,3 +237,25 @@ def test_ctrl_c_after_first_pair_then_rerun_continues(scene: RunScene, tmp_path:
         np.testing.assert_equal(
             items_in(out)[next(iter(first))]["properties"], next(iter(first.values()))["properties"]
         )
+
+
+def test_local_catalog_is_relocatable(scene: RunScene, tmp_path: Path):
+    """No absolute self links in a local catalog: a copy elsewhere still resolves."""
+    import shutil
+
+    out = tmp_path / "out"
+    args = ["search-and-run", *scene.search_args(), "--out", str(out)]
+    done = stac_coh(*args, "--weights", str(scene.weights), "--no-uncertainty")
+    assert done.returncode == 0, done.stderr
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    for doc in moved.rglob("*.json"):
+        links = json.loads(doc.read_text()).get("links", [])
+        assert not [link for link in links if link["rel"] == "self"], doc
+    catalog = pystac.Catalog.from_file(str(moved / "catalog.json"))
+    items = list(catalog.get_items(recursive=True))
+    assert len(items) == 2
+    for item in items:
+        for asset in item.assets.values():
+            assert Path(asset.get_absolute_href()).is_file()

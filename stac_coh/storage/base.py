@@ -82,6 +82,14 @@ class Store(ABC):
             return f"{self.public_base_url.rstrip('/')}/{key}"
         return self.url_for(key)
 
+    def self_href(self, key: str) -> str | None:
+        """``self`` href of a STAC document at ``key``, or ``None`` to leave it out.
+
+        The public URL when one is known, else where the store publishes it (an ``s3://``
+        URI). Local folders override this.
+        """
+        return self.href_for(key)
+
     def key_for(self, href: str) -> str | None:
         """Inverse of :meth:`url_for`/:meth:`href_for`: the key of an href under this root."""
         href = str(href).removeprefix("file://")

@@ -38,6 +38,12 @@ class LocalStore(Store):
         """Filesystem path of ``key``."""
         return self.root / check_key(key)
 
+    def self_href(self, key: str) -> str | None:
+        """No ``self`` link without a public URL: every link of a local catalog is relative,
+        so the tree stays valid when copied or served from anywhere (viewers such as STAC
+        Browser use the URL they loaded it from)."""
+        return self.href_for(key) if self.public_base_url else None
+
     def url_for(self, key: str) -> str:
         """Absolute filesystem path of ``key``."""
         return str(self.path_for(key))

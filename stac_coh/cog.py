@@ -27,6 +27,7 @@ __all__ = [
     "encode",
     "encoding_for",
     "overview_levels",
+    "padded_size",
     "translate_to_cog",
 ]
 
@@ -100,6 +101,61 @@ def overview_levels(width: int, height: int, smallest: int = OVERVIEW_MIN_SIZE) 
     return levels
 
 
+def padded_size(width: int, height: int) -> tuple[int, int, int]:
+    """(width, height, levels): the size rounded up so every overview halves exactly.
+
+    OpenLayers (what STAC Browser draws COGs with) derives each overview's resolution from
+    its size; when an overview's height or width is rounded up (469 -> 235), the x and y
+    resolutions differ a little, its reprojected tiles get a fractional size, and it
+    uploads RGBA data as RGB: the map shows stripes. Padding the bottom and right edges
+    with nodata to multiples of ``2 ** levels`` makes every level an exact halving.
+    """
+    levels = overview_levels(width, height)
+    step = 2**levels
+    return -(-width // step) * step, -(-height // step) * step, levels
+
+
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "int8": "Int8",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+    "float32": "Float32",
+    "float64": "Float64",
+}
+
+
+def _padded_vrt(ds: rasterio.io.DatasetReader, width: int, height: int) -> str:
+    """VRT XML of ``ds`` enlarged to ``width`` x ``height``; new pixels are nodata (or 0)."""
+    from xml.sax.saxutils import escape
+
+    bands = []
+    for i in range(ds.count):
+        nodata = ds.nodatavals[i]
+        desc = ds.descriptions[i]
+        parts = [
+            f'<VRTRasterBand dataType="{_GDAL_TYPES[ds.dtypes[i]]}" band="{i + 1}">',
+            f"<ColorInterp>{ds.colorinterp[i].name.capitalize()}</ColorInterp>",
+            f"<NoDataValue>{nodata!r}</NoDataValue>" if nodata is not None else "",
+            f"<Scale>{ds.scales[i]!r}</Scale><Offset>{ds.offsets[i]!r}</Offset>",
+            f"<Description>{escape(desc)}</Description>" if desc else "",
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(ds.name)}</SourceFilename>',
+            f"<SourceBand>{i + 1}</SourceBand>",
+            f'<SrcRect xOff="0" yOff="0" xSize="{ds.width}" ySize="{ds.height}"/>',
+            f'<DstRect xOff="0" yOff="0" xSize="{ds.width}" ySize="{ds.height}"/>',
+            "</SimpleSource></VRTRasterBand>",
+        ]
+        bands.append("".join(parts))
+    geo = ", ".join(repr(v) for v in ds.transform.to_gdal())
+    srs = f"<SRS>{escape(ds.crs.to_wkt())}</SRS>" if ds.crs else ""
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">{srs}'
+        f"<GeoTransform>{geo}</GeoTransform>{''.join(bands)}</VRTDataset>"
+    )
+
+
 def translate_to_cog(
     src: str | Path,
     dst: str | Path,
@@ -109,11 +165,17 @@ def translate_to_cog(
 ) -> None:
     """Rewrite a GeoTIFF as a COG: 512 tiles, overviews down to ~256 px, compression.
 
-    Scale, offset, nodata and band descriptions of ``src`` are kept.
+    Scale, offset, nodata, colour interpretation and band descriptions of ``src`` are
+    kept. The raster is padded at the bottom and right (nodata, or 0 = transparent for an
+    alpha band) so every overview halves exactly (see :func:`padded_size`); the origin
+    and pixel size do not change.
     """
     with rasterio.open(src) as ds:
         is_float = np.dtype(ds.dtypes[0]).kind == "f"
-        levels = overview_levels(ds.width, ds.height)
+        width, height, levels = padded_size(ds.width, ds.height)
+        source = str(src)
+        if (width, height) != (ds.width, ds.height):
+            source = _padded_vrt(ds, width, height)
     profile = cog_profiles.get(compress.lower()).copy()
     profile.update(
         blockxsize=COG_BLOCKSIZE,
@@ -121,7 +183,7 @@ def translate_to_cog(
         predictor=3 if is_float else 2,
     )
     cog_translate(
-        str(src),
+        source,
         str(dst),
         profile,
         overview_resampling=resampling,

@@ -17,7 +17,7 @@ import rasterio
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.windows import Window
 
-from stac_coh.cog import COG_BLOCKSIZE, overview_levels
+from stac_coh.cog import COG_BLOCKSIZE, translate_to_cog
 
 __all__ = [
     "COLORMAP_NAME",
@@ -92,9 +92,6 @@ def write_visual(coherence: str | Path, dst: str | Path) -> Path:
 
     Written block by block, so memory stays bounded by one block whatever the scene size.
     """
-    from rio_cogeo.cogeo import cog_translate
-    from rio_cogeo.profiles import cog_profiles
-
     with rasterio.open(coherence) as src, tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "visual.tif"
         profile = {
@@ -120,18 +117,7 @@ def write_visual(coherence: str | Path, dst: str | Path) -> Path:
             ]
             for _, window in _blocks(src.width, src.height):
                 out.write(colorize(read_values(src, window=window)), window=window)
-        cog = cog_profiles.get("deflate").copy()
-        cog.update(blockxsize=COG_BLOCKSIZE, blockysize=COG_BLOCKSIZE, predictor=2)
-        cog_translate(
-            str(plain),
-            str(dst),
-            cog,
-            overview_level=overview_levels(src.width, src.height),
-            overview_resampling="average",
-            quiet=True,
-            in_memory=False,
-            use_cog_driver=False,
-        )
+        translate_to_cog(plain, dst)
     return Path(dst)
 
 

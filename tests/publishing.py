@@ -127,3 +127,24 @@ def model_card(
 
 
 UINT8 = UINT8_UNIT
+
+
+def stack_coherence(item: Any) -> np.ndarray:
+    """The item's coherence as stackstac decodes it (rescaled, NaN nodata), one band."""
+    import warnings
+
+    import stackstac
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # stackstac/pandas deprecation chatter
+        stack = stackstac.stack(
+            [item],
+            assets=["coherence"],
+            epsg=32631,
+            resolution=20,
+            bounds=tuple(item.properties["proj:bbox"]),
+            rescale=True,
+            dtype="float64",
+            fill_value=np.nan,
+        )
+        return np.asarray(stack.values[0, 0])

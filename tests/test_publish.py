@@ -13,7 +13,6 @@ import numpy as np
 import odc.stac
 import pystac
 import pytest
-import stackstac
 from rio_cogeo.cogeo import cog_validate
 
 from stac_coh.cog import COG_MEDIA_TYPE, UINT8_UNIT, encode
@@ -22,7 +21,13 @@ from stac_coh.errors import RasterReadError
 from stac_coh.publish import PublishResult, publish_pair
 from stac_coh.stac_io import StoreStacIO
 from stac_coh.storage import Store, open_store
-from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
+from tests.publishing import (
+    input_items,
+    make_pair,
+    model_card,
+    stack_coherence,
+    write_pair_rasters,
+)
 from tests.stac_validation import assert_valid
 
 N_PAIRS = 3
@@ -147,19 +152,7 @@ def test_stackstac_loads_coherence_rescaled(published: dict[str, Any]) -> None:
     store: Store = published["store"]
     for item in read_items(store):
         item.make_asset_hrefs_absolute()  # static catalog: stackstac needs absolute hrefs
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            stack = stackstac.stack(
-                [item],
-                assets=["coherence"],
-                epsg=32631,
-                resolution=20,
-                bounds=tuple(item.properties["proj:bbox"]),
-                rescale=True,
-                dtype="float64",
-                fill_value=np.nan,
-            )
-            data = stack.values[0, 0]
+        data = stack_coherence(item)
         original = published["values"][item.id]
         assert data.shape == original.shape
         np.testing.assert_array_equal(np.isnan(data), np.isnan(original))

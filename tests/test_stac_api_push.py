@@ -10,7 +10,6 @@ import numpy as np
 import pystac_client
 import pytest
 import requests
-import stackstac
 
 from stac_coh.errors import InputError
 from stac_coh.finalize import finalize
@@ -18,7 +17,13 @@ from stac_coh.http import make_session
 from stac_coh.publish import publish_pair
 from stac_coh.stac_api import api_collection, api_item, push_collection
 from stac_coh.storage import Store, open_store
-from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
+from tests.publishing import (
+    input_items,
+    make_pair,
+    model_card,
+    stack_coherence,
+    write_pair_rasters,
+)
 from tests.services import PgstacApi
 
 COLLECTION = "sentinel-1-coherence"
@@ -115,18 +120,7 @@ def test_items_from_the_api_load_with_stackstac(pgstac_api: PgstacApi, tmp_path:
     finalize(store, stac_api=pgstac_api.url)
     (item,) = search(pgstac_api)
     assert Path(item.assets["coherence"].href).is_absolute()  # usable straight from the API
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = stackstac.stack(
-            [item],
-            assets=["coherence"],
-            epsg=32631,
-            resolution=20,
-            bounds=tuple(item.properties["proj:bbox"]),
-            rescale=True,
-            dtype="float64",
-            fill_value=np.nan,
-        ).values[0, 0]
+    data = stack_coherence(item)
     original = values[item.id]
     np.testing.assert_array_equal(np.isnan(data), np.isnan(original))
     assert np.nanmax(np.abs(data - original)) <= 0.002 + 1e-6

@@ -79,7 +79,7 @@ def write_inputs(directory: Path, size: int, seed: int = 0) -> tuple[Path, Path]
 def _model():
     import torch
 
-    from stac_coh.model import ResUNet
+    from stac_coh.model.resunet import ResUNet
 
     torch.manual_seed(0)
     return ResUNet().eval()
@@ -102,7 +102,7 @@ def child_predict(args: argparse.Namespace) -> dict[str, object]:
     """One prediction from files; returns timings, executed FLOPs and peak RSS."""
     import torch
 
-    from stac_coh.infer import (
+    from stac_coh.infer.engine import (
         DEFAULT_REFERENCE_BLOCK,
         DEFAULT_TILE,
         NetworkPredictor,
@@ -110,9 +110,9 @@ def child_predict(args: argparse.Namespace) -> dict[str, object]:
         predict_to_cogs,
         reuse_freed_memory,
     )
-    from stac_coh.model_card import ModelCard
-    from stac_coh.rasters import RasterPairReader
-    from stac_coh.tiling import PatchBlock
+    from stac_coh.infer.tiling import PatchBlock
+    from stac_coh.load.file_pair import RasterPairReader
+    from stac_coh.model.card import ModelCard
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -156,8 +156,8 @@ def child_conv(args: argparse.Namespace) -> dict[str, object]:
     from torch import nn
     from torch.utils.flop_counter import FlopCounterMode
 
-    from stac_coh.fastnet import InferenceResUNet
-    from stac_coh.infer import reuse_freed_memory
+    from stac_coh.infer.engine import reuse_freed_memory
+    from stac_coh.model.fused import InferenceResUNet
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,7 +3,7 @@
 Reproduces the numbers of issue 8's "done when": pooled RMSE against the TRUE coherence of
 the bundled ResUNet vs the best Siegert window (3..15) and vs the backscatter-only lookup
 (fitted on the training scenes), the same against the boxcar SLC labels, per land-cover
-class, and on a misregistered pair. Predictions go through ``stac_coh.infer`` (the same
+class, and on a misregistered pair. Predictions go through ``stac_coh.infer.engine`` (the same
 tiling engine as ``stac-coh predict``) and are written as GeoTIFFs so ``stac-coh evaluate``
 can be re-run on them; tables, JSON and PNGs land in ``--out``.
 
@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from stac_coh.datasets import load_pair, read_dataset, write_geotiff
-from stac_coh.estimators import BackscatterLookup, siegert_coherence
-from stac_coh.evaluate import evaluate_paths, render_tables, write_json, write_png
-from stac_coh.infer import NetworkPredictor, predict_array
-from stac_coh.sim import SceneSpec, simulate_dataset, simulate_scene, write_scene
-from stac_coh.weights import load_weights
+from stac_coh.infer.engine import NetworkPredictor, predict_array
+from stac_coh.infer.estimators import BackscatterLookup, siegert_coherence
+from stac_coh.model.weights import load_weights
+from stac_coh.science.datasets import load_pair, read_dataset, write_geotiff
+from stac_coh.science.evaluate import evaluate_paths, render_tables, write_json, write_png
+from stac_coh.science.sim import SceneSpec, simulate_dataset, simulate_scene, write_scene
 
 SIEGERT_WINDOWS = (3, 5, 7, 9, 11, 15)
 LOOKUP_SMOOTHING = (1, 3, 5, 9)
@@ -114,7 +114,7 @@ def main() -> None:
     misreg_dir = out / "sim-misreg"
     spec = SceneSpec(size=args.size, misregistration=MISREG_SHIFT)
     entry = write_scene(simulate_scene(MISREG_SEED, spec), misreg_dir, f"scene_{MISREG_SEED}")
-    from stac_coh.datasets import DatasetEntry, write_index
+    from stac_coh.science.datasets import DatasetEntry, write_index
 
     write_index(
         misreg_dir,

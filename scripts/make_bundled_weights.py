@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from stac_coh.checkpoint import load_checkpoint
-from stac_coh.model_card import ModelCard, Provenance, UncertaintyHead
-from stac_coh.train import TrainConfig, export_run
-from stac_coh.weight_sources import BUNDLED_WEIGHTS_DIR
+from stac_coh.model.card import ModelCard, Provenance, UncertaintyHead
+from stac_coh.model.weight_sources import BUNDLED_WEIGHTS_DIR
+from stac_coh.science.checkpoint import load_checkpoint
+from stac_coh.science.train import TrainConfig, export_run
 
 NOTES = (
     "trained on simulated data by stac-coh; for demonstration and tests; import the "

@@ -23,7 +23,7 @@ __all__ = [
     "PUBLISHED_NAME",
 ]
 
-# Inference (stac_coh.infer, stac_coh.predictors).
+# Inference (stac_coh.infer.engine, stac_coh.infer.predictors).
 
 MODES: tuple[str, ...] = ("fast", "reference")
 """What ``--mode`` accepts."""
@@ -33,7 +33,7 @@ DEFAULT_TILE = 1024
 
 Every fast-mode read is at most ``DEFAULT_TILE + 2 * halo`` = 1312 pixels square with the
 ResUNet's 144-pixel halo: about 2.5 GB peak RSS on CPU in float32 with
-:func:`stac_coh.infer.reuse_freed_memory` (1.6-1.8 GB without), whatever the scene size
+:func:`stac_coh.infer.engine.reuse_freed_memory` (1.6-1.8 GB without), whatever the scene size
 (measured with ``benchmarks/bench_inference.py``). Scenes are split evenly, so
 a 2048 x 2048 scene reads four 1168 x 1168 tiles (1.3x the core pixels); inner tiles of
 large scenes compute up to 1.64x their core. Larger tiles waste less on halos but need
@@ -48,7 +48,7 @@ block's accumulators take ~0.5 GB."""
 ESTIMATORS = ("resunet", "siegert")
 """What ``--estimator`` accepts."""
 
-# Weights (stac_coh.weights).
+# Weights (stac_coh.model.weights).
 
 CARD_SUFFIX = ".card.json"
 """Appended to the weight file's name to name the sidecar card."""
@@ -56,7 +56,7 @@ CARD_SUFFIX = ".card.json"
 PUBLISHED_NAME = "beyond-backscatter-grd-gee"
 """Card name of the published weights (Hugging Face ``FPSica/beyond-backscatter-grd-gee``)."""
 
-# Catalog (stac_coh.collection).
+# Catalog (stac_coh.publish.collection).
 
 DEFAULT_COLLECTION_ID = "sentinel-1-coherence"
 """Collection id unless the user picks another."""

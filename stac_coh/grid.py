@@ -89,8 +89,8 @@ class OutputGrid:
 class PairReader(Protocol):
     """Reads windows of two co-located backscatter images on one grid.
 
-    Implemented by ``stac_coh.rasters`` (two raster files, ``stac-coh predict``) and by
-    ``stac_coh.load`` (STAC items of a pair). The inference engine only sees this.
+    Implemented by ``stac_coh.load.file_pair`` (two raster files, ``stac-coh predict``) and by
+    ``stac_coh.load.stac_pair`` (STAC items of a pair). The inference engine only sees this.
     """
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from stac_coh.grid import OutputGrid
-from stac_coh.manifest import Acquisition, Manifest, Pair, SourceSpec, pair_id
+from stac_coh.search.manifest import Acquisition, Manifest, Pair, SourceSpec, pair_id
 
 _T0 = datetime(2026, 3, 1, 0, 45, tzinfo=UTC)
 

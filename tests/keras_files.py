@@ -1,6 +1,6 @@
 """Legacy Keras 2 weight files written from a PyTorch ResUNet with h5py (no Keras needed).
 
-The layer names are spelled out here from MODEL.md, independently of stac_coh.keras_h5, so
+The layer names are spelled out here from MODEL.md, independently of stac_coh.model.keras_h5, so
 these files test the importer rather than mirror it.
 """
 
@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 from torch import nn
 
-from stac_coh.model import ResUNet
+from stac_coh.model.resunet import ResUNet
 
 Arrays = list[tuple[str, np.ndarray]]
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from stac_coh.cog import UINT8_UNIT, encode, encoding_for
 from stac_coh.grid import OutputGrid
-from stac_coh.manifest import Acquisition, Pair, pair_id
-from stac_coh.model_card import ModelCard, Provenance, UncertaintyHead
+from stac_coh.io.cog import UINT8_UNIT, encode, encoding_for
+from stac_coh.model.card import ModelCard, Provenance, UncertaintyHead
+from stac_coh.search.manifest import Acquisition, Pair, pair_id
 
 SIZE = 64
 """Edge of test rasters in pixels."""

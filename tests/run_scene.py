@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from stac_coh.model import ResUNet
-from stac_coh.model_card import ModelCard, Provenance, UncertaintyHead
-from stac_coh.weights import save_weights
+from stac_coh.model.card import ModelCard, Provenance, UncertaintyHead
+from stac_coh.model.resunet import ResUNet
+from stac_coh.model.weights import save_weights
 from tests.stac_data import PC_RTC, item, scaled, shifted_in_time, write_item_cog
 
 REFERENCE_SLICES = ("S1A_IW_GRDH_1SDV_20240419T045749", "S1A_IW_GRDH_1SDV_20240419T045814")

@@ -16,7 +16,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
-from stac_coh.item import PAIR_SCHEMA_URL
+from stac_coh.publish.item import PAIR_SCHEMA_URL
 
 SCHEMAS = Path(__file__).parent / "data" / "schemas"
 PAIR_SCHEMA = Path(__file__).parents[1] / "stac_coh" / "schemas" / "pair-v1.json"

@@ -28,7 +28,7 @@ from stac_coh.batch import (
 )
 from stac_coh.cli import app
 from stac_coh.errors import BatchError, ConflictError, InputError
-from stac_coh.manifest import Manifest, read_manifest
+from stac_coh.search.manifest import Manifest, read_manifest
 from tests.fake_manifest import fake_manifest
 from tests.services import MotoServer, run_moto_server
 from tests.stac_data import STAC, VALID_PAIRS

@@ -8,8 +8,8 @@ import rasterio
 from affine import Affine
 from rio_cogeo.cogeo import cog_validate
 
-from stac_coh.cog import padded_size, translate_to_cog
-from stac_coh.render import write_visual
+from stac_coh.io.cog import padded_size, translate_to_cog
+from stac_coh.publish.render import write_visual
 
 
 @pytest.mark.parametrize(("width", "height"), [(1008, 469), (497, 466), (300, 200), (2049, 77)])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stac_coh.errors import InputError
-from stac_coh.estimators import (
+from stac_coh.infer.estimators import (
     BackscatterLookup,
     SiegertPredictor,
     box_mean,

@@ -11,10 +11,10 @@ import rasterio
 from typer.testing import CliRunner
 
 from stac_coh.cli import app
-from stac_coh.cog import UINT8_UNIT, encode
-from stac_coh.datasets import write_geotiff
 from stac_coh.errors import InputError
-from stac_coh.evaluate import compute_metrics, evaluate_arrays, evaluate_paths, write_png
+from stac_coh.io.cog import UINT8_UNIT, encode
+from stac_coh.science.datasets import write_geotiff
+from stac_coh.science.evaluate import compute_metrics, evaluate_arrays, evaluate_paths, write_png
 
 TRANSFORM = (10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0)
 

@@ -14,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from stac_coh.cli import app
-from stac_coh.collection import collection_key
 from stac_coh.errors import InputError
-from stac_coh.finalize import (
+from stac_coh.io.storage import Store, open_store
+from stac_coh.publish.collection import collection_key
+from stac_coh.publish.finalize import (
     RUN_REPORT_FORMAT,
     failure_entry,
     finalize,
@@ -24,8 +25,7 @@ from stac_coh.finalize import (
     report_entry,
     run_report,
 )
-from stac_coh.publish import PublishResult, publish_pair
-from stac_coh.storage import Store, open_store
+from stac_coh.publish.pair import PublishResult, publish_pair
 from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
 from tests.stac_validation import assert_valid
 

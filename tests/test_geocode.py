@@ -15,16 +15,16 @@ import pytest
 from pyproj import Transformer
 
 from stac_coh.errors import RasterReadError
-from stac_coh.grd.annotation import parse_product
-from stac_coh.grd.assets import grd_assets, make_xml_fetcher
-from stac_coh.grd.geocode import GcpGeocoder, GridWindow
-from stac_coh.grd.reader import (
+from stac_coh.grid import OutputGrid, PairReader
+from stac_coh.load.grd.annotation import parse_product
+from stac_coh.load.grd.assets import grd_assets, make_xml_fetcher
+from stac_coh.load.grd.geocode import GcpGeocoder, GridWindow
+from stac_coh.load.grd.reader import (
     GrdAcquisitionReader,
     GrdPairReader,
     GrdSlice,
     _block_factor,
 )
-from stac_coh.grid import OutputGrid, PairReader
 from tests import grd_synth as synth
 
 

@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 from stac_coh.errors import AnnotationError
-from stac_coh.grd.annotation import parse_calibration, parse_noise, parse_product, root_tag
-from stac_coh.grd.assets import derived_product_href, grd_assets, is_rfi_href
-from stac_coh.grd.calibrate import (
+from stac_coh.load.grd.annotation import parse_calibration, parse_noise, parse_product, root_tag
+from stac_coh.load.grd.assets import derived_product_href, grd_assets, is_rfi_href
+from stac_coh.load.grd.calibrate import (
     SIGMA0_FLOOR,
     calibration_window,
     interpolate_lut,
     noise_window,
     sigma0_window,
 )
-from stac_coh.grd.geocode import GcpGeocoder
+from stac_coh.load.grd.geocode import GcpGeocoder
 from tests import grd_synth as synth
 
 SAFE = Path("/work/shared/fixtures/safe")

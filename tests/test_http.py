@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from stac_coh.http import make_session, stac_api_io
+from stac_coh.io.http import make_session, stac_api_io
 
 
 class Flaky:

@@ -17,9 +17,8 @@ import torch
 from rio_cogeo.cogeo import cog_validate
 
 from stac_coh.errors import InputError, RasterReadError
-from stac_coh.estimators import SiegertPredictor, siegert_coherence
 from stac_coh.grid import OutputGrid
-from stac_coh.infer import (
+from stac_coh.infer.engine import (
     NetworkPredictor,
     TilePredictor,
     plan_units,
@@ -27,10 +26,11 @@ from stac_coh.infer import (
     predict_to_cogs,
     receptive_field,
 )
-from stac_coh.model import ResUNet
-from stac_coh.model_card import ModelCard
-from stac_coh.preprocess import to_model_input, valid_mask
-from stac_coh.rasters import ArrayPairReader
+from stac_coh.infer.estimators import SiegertPredictor, siegert_coherence
+from stac_coh.load.file_pair import ArrayPairReader
+from stac_coh.model.card import ModelCard
+from stac_coh.model.preprocess import to_model_input, valid_mask
+from stac_coh.model.resunet import ResUNet
 
 FLOAT_TOL = 3e-5
 """Float32 evaluations of the same function with sums in another order (tile shapes, batch

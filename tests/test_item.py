@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import rasterio
 
-from stac_coh.collection import (
+from stac_coh.publish.collection import (
     add_item_to_collection,
     build_collection,
     build_root_catalog,
     rebuild_collection,
 )
-from stac_coh.item import ItemInputs, build_item, canonical_href, unsigned_href
-from stac_coh.model_item import build_model_item, model_item_id, weights_href
-from stac_coh.raster_info import ensure_cog, sha256_multihash
-from stac_coh.render import write_thumbnail, write_visual
+from stac_coh.publish.item import ItemInputs, build_item, canonical_href, unsigned_href
+from stac_coh.publish.model_item import build_model_item, model_item_id, weights_href
+from stac_coh.publish.raster_info import ensure_cog, sha256_multihash
+from stac_coh.publish.render import write_thumbnail, write_visual
 from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
 from tests.stac_validation import assert_valid, validation_errors
 

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from stac_coh.errors import WeightsError
-from stac_coh.model import ResUNet
-from stac_coh.weights import import_keras, load_weights, model_tensors
+from stac_coh.model.resunet import ResUNet
+from stac_coh.model.weights import import_keras, load_weights, model_tensors
 from tests import keras_resunet
 
 # Keras 3.15 on NumPy 2 warns about its own __array__; nothing stac-coh can act on.

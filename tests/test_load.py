@@ -24,12 +24,12 @@ from rasterio.windows import from_bounds
 
 from stac_coh.errors import InputError, RasterReadError
 from stac_coh.grid import OutputGrid, PairReader
-from stac_coh.load import open_pair_reader
-from stac_coh.manifest import Manifest, Pair, SourceSpec
-from stac_coh.pair import find_pairs
-from stac_coh.query import SearchQuery
-from stac_coh.signing import PlanetaryComputerSigner
-from stac_coh.sources import read_gdal_options
+from stac_coh.io.signing import PlanetaryComputerSigner
+from stac_coh.load.stac_pair import open_pair_reader
+from stac_coh.search.manifest import Manifest, Pair, SourceSpec
+from stac_coh.search.pairing import find_pairs
+from stac_coh.search.query import SearchQuery
+from stac_coh.search.sources import read_gdal_options
 from tests.cog_server import CogServer
 from tests.pc_token_server import TokenServer, pc_sdk_pointed_at
 from tests.stac_data import (
@@ -285,7 +285,7 @@ def test_read_errors_name_the_items_and_hide_signatures(scene: Scene, tmp_path: 
 
 
 def test_radar_geometry_items_dispatch_to_the_grd_reader(monkeypatch):
-    import stac_coh.load as load
+    import stac_coh.load.stac_pair as load
 
     grd = [it for it in items(ES_GRD) if it["id"].endswith("053501_067E15")][:1]
     later = shifted_in_time(grd[0], 12, "p12")

@@ -1,4 +1,4 @@
-"""GRD items of both providers through the real loader (``stac_coh.load.open_pair_reader``).
+"""GRD items of both providers through the real loader (``load.stac_pair.open_pair_reader``).
 
 The items are the real Planetary Computer and Earth Search ``sentinel-1-grd`` items in
 ``tests/data/stac`` (copied unchanged from the shared fixtures; provenance in that
@@ -34,13 +34,13 @@ import numpy as np
 import pytest
 
 from stac_coh.errors import RasterReadError
-from stac_coh.grd.assets import make_xml_fetcher
-from stac_coh.grd.geocode import GridWindow
-from stac_coh.grd.reader import GrdPairReader
 from stac_coh.grid import OutputGrid, PairReader
-from stac_coh.load import open_pair_reader
-from stac_coh.manifest import Acquisition, Pair, SourceSpec
-from stac_coh.sources import read_gdal_options
+from stac_coh.load.grd.assets import make_xml_fetcher
+from stac_coh.load.grd.geocode import GridWindow
+from stac_coh.load.grd.reader import GrdPairReader
+from stac_coh.load.stac_pair import open_pair_reader
+from stac_coh.search.manifest import Acquisition, Pair, SourceSpec
+from stac_coh.search.sources import read_gdal_options
 from tests import grd_synth as synth
 from tests.services import MotoServer
 
@@ -213,7 +213,7 @@ def _blob_server(files: dict[str, bytes], token: str) -> Iterator[_Blobs]:
 
 
 class _TokenSigner:
-    """An :class:`~stac_coh.signing.HrefSigner` handing out numbered SAS-like tokens."""
+    """An :class:`~stac_coh.io.signing.HrefSigner` handing out numbered SAS-like tokens."""
 
     def __init__(self) -> None:
         self.generation = 1

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from stac_coh.errors import InputError
-from stac_coh.model import BN_EPSILON, ResUNet, UpConv
+from stac_coh.model.resunet import BN_EPSILON, ResUNet, UpConv
 
 
 def _param_count_from_model_md(base: int, in_channels: int = 2) -> int:

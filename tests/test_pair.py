@@ -9,14 +9,14 @@ import pytest
 import shapely.geometry
 
 from stac_coh.errors import InputError
-from stac_coh.pair import (
+from stac_coh.search.pairing import (
     find_pairs,
     format_rejections,
     group_acquisitions,
     item_datetime,
     normalize_item,
 )
-from stac_coh.query import SearchQuery
+from stac_coh.search.query import SearchQuery
 from tests.stac_data import ES_GRD, PC_GRD, PC_RTC, PC_RTC_SUBSET, VALID_PAIRS, item, items
 
 WORLD = [-180.0, -90.0, 180.0, 90.0]

@@ -14,9 +14,9 @@ from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
 from stac_coh.cli import app
-from stac_coh.model import ResUNet
-from stac_coh.model_card import ModelCard
-from stac_coh.weights import save_weights
+from stac_coh.model.card import ModelCard
+from stac_coh.model.resunet import ResUNet
+from stac_coh.model.weights import save_weights
 
 UTM = "EPSG:32633"
 

@@ -15,12 +15,12 @@ import pystac
 import pytest
 from rio_cogeo.cogeo import cog_validate
 
-from stac_coh.cog import COG_MEDIA_TYPE, UINT8_UNIT, encode
-from stac_coh.collection import collection_key, item_key
 from stac_coh.errors import RasterReadError
-from stac_coh.publish import PublishResult, publish_pair
-from stac_coh.stac_io import StoreStacIO
-from stac_coh.storage import Store, open_store
+from stac_coh.io.cog import COG_MEDIA_TYPE, UINT8_UNIT, encode
+from stac_coh.io.stac_io import StoreStacIO
+from stac_coh.io.storage import Store, open_store
+from stac_coh.publish.collection import collection_key, item_key
+from stac_coh.publish.pair import PublishResult, publish_pair
 from tests.publishing import (
     input_items,
     make_pair,

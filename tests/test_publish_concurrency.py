@@ -13,12 +13,12 @@ from typing import Any
 import boto3
 import pytest
 
-import stac_coh.publish
-from stac_coh.collection import collection_key, item_key
-from stac_coh.finalize import finalize
-from stac_coh.publish import publish_pair
-from stac_coh.raster_info import sha256_multihash
-from stac_coh.storage import Store, open_store
+import stac_coh.publish.pair
+from stac_coh.io.storage import Store, open_store
+from stac_coh.publish.collection import collection_key, item_key
+from stac_coh.publish.finalize import finalize
+from stac_coh.publish.pair import publish_pair
+from stac_coh.publish.raster_info import sha256_multihash
 from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
 from tests.stac_validation import assert_valid
 
@@ -133,7 +133,7 @@ def _publish_and_die(url: str, index: int, folder: str, point: str) -> None:
 
         os.link = link_or_die  # type: ignore[assignment]
     elif point == "before_register":
-        stac_coh.publish.register_item = lambda *a, **k: die()  # type: ignore[assignment]
+        stac_coh.publish.pair.register_item = lambda *a, **k: die()  # type: ignore[assignment]
     coh, unc = _inputs(Path(folder), index)
     publish_pair(pair, coh, unc, store, model_card=model_card(), manifest_items=input_items(pair))
 

@@ -14,9 +14,9 @@ from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 
 from stac_coh.errors import InputError, RasterReadError
-from stac_coh.gdal_env import gdal_env
 from stac_coh.grid import PairReader
-from stac_coh.rasters import ArrayPairReader, RasterPairReader
+from stac_coh.io.gdal_env import gdal_env
+from stac_coh.load.file_pair import ArrayPairReader, RasterPairReader
 
 UTM = "EPSG:32633"
 ORIGIN = (500000.0, 4600000.0)

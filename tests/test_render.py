@@ -13,9 +13,9 @@ from rasterio.warp import transform
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import Point, shape
 
-from stac_coh.cog import UINT8_UNIT, encode, overview_levels, translate_to_cog
-from stac_coh.raster_info import band_info, ensure_cog, footprint, sha256_multihash
-from stac_coh.render import colorize, colormap_lut, write_thumbnail, write_visual
+from stac_coh.io.cog import UINT8_UNIT, encode, overview_levels, translate_to_cog
+from stac_coh.publish.raster_info import band_info, ensure_cog, footprint, sha256_multihash
+from stac_coh.publish.render import colorize, colormap_lut, write_thumbnail, write_visual
 from tests.publishing import coherence_values, make_pair, write_raster
 
 

@@ -19,7 +19,7 @@ import pytest
 import rasterio
 import uvicorn
 
-from stac_coh.serve import make_app
+from stac_coh.publish.serve import make_app
 from tests.run_scene import RunScene, build_scene, stac_coh
 from tests.services import free_port
 

@@ -7,11 +7,11 @@ import socket
 import pytest
 
 from stac_coh.errors import InputError, NoPairsError, SourceUnreachableError
-from stac_coh.http import make_session
-from stac_coh.manifest import SourceSpec
-from stac_coh.query import SearchQuery
-from stac_coh.search import search_pairs
-from stac_coh.sources import StacApiSource, open_source
+from stac_coh.io.http import make_session
+from stac_coh.search.find import search_pairs
+from stac_coh.search.manifest import SourceSpec
+from stac_coh.search.query import SearchQuery
+from stac_coh.search.sources import StacApiSource, open_source
 from tests.stac_data import ES_GRD, VALID_PAIRS, collection, items, rtc_items
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,7 @@ def test_cli_search_against_the_api_writes_the_manifest_to_s3(api, aws_env):
     from typer.testing import CliRunner
 
     from stac_coh.cli import app
-    from stac_coh.manifest import read_manifest
+    from stac_coh.search.manifest import read_manifest
 
     boto3.client("s3").create_bucket(Bucket="manifests")
     uri = "s3://manifests/runs/bengaluru.json"
@@ -131,7 +131,7 @@ def test_cli_search_against_the_api_writes_the_manifest_to_s3(api, aws_env):
 
 
 def test_reading_a_missing_manifest_is_a_clear_error(aws_env):
-    from stac_coh.manifest import read_manifest
+    from stac_coh.search.manifest import read_manifest
 
     with pytest.raises(InputError, match=r"Cannot read the manifest s3://nobucket/m\.json"):
         read_manifest("s3://nobucket/m.json")

@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 
 from stac_coh.errors import InputError, NoPairsError, SearchError
-from stac_coh.manifest import MANIFEST_SCHEMA_VERSION, Manifest, read_manifest, write_manifest
-from stac_coh.query import SearchQuery
-from stac_coh.search import search_pairs
-from stac_coh.sources import LocalSource, open_source
+from stac_coh.search.find import search_pairs
+from stac_coh.search.manifest import (
+    MANIFEST_SCHEMA_VERSION,
+    Manifest,
+    read_manifest,
+    write_manifest,
+)
+from stac_coh.search.query import SearchQuery
+from stac_coh.search.sources import LocalSource, open_source
 from tests.stac_data import ES_GRD, PC_GRD, STAC, VALID_PAIRS, items, rtc_items
 
 WORLD = (-180.0, -90.0, 180.0, 90.0)
@@ -179,7 +184,7 @@ def test_bad_queries_are_input_errors(kwargs, match):
 
 
 def test_aoi_file(tmp_path: Path):
-    from stac_coh.query import load_aoi
+    from stac_coh.search.query import load_aoi
 
     feature = {
         "type": "FeatureCollection",
@@ -215,8 +220,8 @@ def test_relative_hrefs_are_resolved_against_the_item_file(tmp_path, monkeypatch
     """A static catalog with relative hrefs, searched from another working directory."""
     import json as _json
 
-    from stac_coh.query import SearchQuery as _Query
-    from stac_coh.sources import open_source as _open
+    from stac_coh.search.query import SearchQuery as _Query
+    from stac_coh.search.sources import open_source as _open
 
     folder = tmp_path / "catalog" / "items"
     folder.mkdir(parents=True)

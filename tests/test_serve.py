@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from stac_coh.serve import stac_browser_url
+from stac_coh.publish.serve import stac_browser_url
 from tests.services import free_port, stop, wait_http
 
 

@@ -10,8 +10,8 @@ import rasterio
 from typer.testing import CliRunner
 
 from stac_coh.cli import app
-from stac_coh.datasets import read_dataset
-from stac_coh.sim import (
+from stac_coh.science.datasets import read_dataset
+from stac_coh.science.sim import (
     LandCover,
     SceneSpec,
     _speckle,

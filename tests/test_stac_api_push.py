@@ -12,11 +12,11 @@ import pytest
 import requests
 
 from stac_coh.errors import InputError
-from stac_coh.finalize import finalize
-from stac_coh.http import make_session
-from stac_coh.publish import publish_pair
-from stac_coh.stac_api import api_collection, api_item, push_collection
-from stac_coh.storage import Store, open_store
+from stac_coh.io.http import make_session
+from stac_coh.io.storage import Store, open_store
+from stac_coh.publish.finalize import finalize
+from stac_coh.publish.pair import publish_pair
+from stac_coh.publish.stac_api import api_collection, api_item, push_collection
 from tests.publishing import (
     input_items,
     make_pair,

@@ -16,8 +16,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from stac_coh.errors import ConflictError, InputError, ObjectNotFoundError
-from stac_coh.storage import LocalStore, S3Store, Store, open_store
-from stac_coh.storage.s3 import _retry_conflicts
+from stac_coh.io.storage import LocalStore, S3Store, Store, open_store
+from stac_coh.io.storage.s3 import _retry_conflicts
 
 FORK = multiprocessing.get_context("fork")
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from stac_coh.tiling import (
+from stac_coh.infer.tiling import (
     kaiser_window_2d,
     patch_starts,
     plan_reference,

@@ -13,12 +13,13 @@ import torch
 from typer.testing import CliRunner
 
 from stac_coh.cli import app
-from stac_coh.datasets import read_dataset
 from stac_coh.errors import InputError
-from stac_coh.model import ResUNet
-from stac_coh.model_card import UncertaintyHead
-from stac_coh.sim import simulate_dataset
-from stac_coh.train import (
+from stac_coh.model.card import UncertaintyHead
+from stac_coh.model.resunet import ResUNet
+from stac_coh.model.weights import load_weights
+from stac_coh.science.datasets import read_dataset
+from stac_coh.science.sim import simulate_dataset
+from stac_coh.science.train import (
     PatchSampler,
     TrainConfig,
     gaussian_nll,
@@ -26,7 +27,6 @@ from stac_coh.train import (
     split_entries,
     train,
 )
-from stac_coh.weights import load_weights
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_a_few_steps_reduce_the_loss(tiny_data, tmp_path):
     _, card = load_weights(result.weights)
     assert card.uncertainty.calibrated and card.architecture.base == 8
     last = ResUNet(base=8)
-    from stac_coh.checkpoint import load_checkpoint
+    from stac_coh.science.checkpoint import load_checkpoint
 
     last.load_state_dict(load_checkpoint(tmp_path / "run" / "checkpoints" / "last").model_state)
     assert loss_of(last) < before
@@ -208,7 +208,7 @@ def test_rasters_off_the_grid_are_refused(tiny_data, tmp_path):
     with rasterio.open(moved, "w", **profile) as ds:
         ds.write(data[:, :-1], 1)
     bad = replace(entry, labels={"coherence": str(moved)})
-    from stac_coh.datasets import load_pair
+    from stac_coh.science.datasets import load_pair
 
     with pytest.raises(InputError, match="not on the grid"):
         load_pair(bad, "coherence")

@@ -19,12 +19,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-import stac_coh.weight_sources as weight_sources
+import stac_coh.model.weight_sources as weight_sources
 from stac_coh.cli import app
 from stac_coh.errors import WeightsError
-from stac_coh.model import ResUNet, load_model, model_card_of
-from stac_coh.model_card import ModelCard, Provenance, Tiling
-from stac_coh.weights import (
+from stac_coh.model.card import ModelCard, Provenance, Tiling
+from stac_coh.model.resunet import ResUNet, load_model, model_card_of
+from stac_coh.model.weights import (
     CARD_METADATA_KEY,
     card_path,
     describe_weights,

@@ -39,15 +39,15 @@ from stac_coh.batch.worker import (
     share_exit_code,
 )
 from stac_coh.cli import app
-from stac_coh.collection import collection_key, is_item_key, item_key
 from stac_coh.errors import InputError, StorageError, TransientReadError
-from stac_coh.finalize import outcome_key
-from stac_coh.manifest import Manifest, SourceSpec, write_manifest
-from stac_coh.pair import find_pairs
-from stac_coh.query import SearchQuery
-from stac_coh.runner import PairOutcome
-from stac_coh.stac_io import StoreStacIO
-from stac_coh.storage import Store, open_store
+from stac_coh.io.stac_io import StoreStacIO
+from stac_coh.io.storage import Store, open_store
+from stac_coh.pipeline.runner import PairOutcome
+from stac_coh.publish.collection import collection_key, is_item_key, item_key
+from stac_coh.publish.finalize import outcome_key
+from stac_coh.search.manifest import Manifest, SourceSpec, write_manifest
+from stac_coh.search.pairing import find_pairs
+from stac_coh.search.query import SearchQuery
 from tests.run_scene import AREA, REFERENCE_SLICES, tiny_weights
 from tests.s3_proxy import S3Proxy
 from tests.services import MotoServer

@@ -1,6 +1,6 @@
 """Per-pair outcomes of a Batch run, as workers record them in the output store.
 
-Each worker records every pair it attempts with :func:`stac_coh.finalize.record_outcome`
+Each worker records every pair it attempts with :func:`stac_coh.publish.finalize.record_outcome`
 (``reports/<run_id>/pairs/<pair_id>.json``; the finalize job gathers them into the run
 report). A failed pair also leaves a marker under ``reports/<run_id>/failed/``, removed
 when a later attempt succeeds, so ``stac-coh status`` lists failed pairs with one LIST
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stac_coh.batch.plan import validate_run_id
-from stac_coh.finalize import REPORTS_PREFIX, outcome_key, record_outcome
-from stac_coh.storage import Store
+from stac_coh.io.storage import Store
+from stac_coh.publish.finalize import REPORTS_PREFIX, outcome_key, record_outcome
 
 __all__ = ["FailedPair", "failed_key", "read_failed_pairs", "record_pair", "recorded_count"]
 

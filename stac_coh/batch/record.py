@@ -10,7 +10,7 @@ from typing import Any
 from stac_coh import __version__
 from stac_coh.batch.plan import validate_run_id
 from stac_coh.errors import InputError, ObjectNotFoundError
-from stac_coh.storage import S3Store, open_store
+from stac_coh.io.storage import S3Store, open_store
 
 __all__ = [
     "RUN_RECORD_SCHEMA",

@@ -23,7 +23,7 @@ from stac_coh.batch.plan import (
 )
 from stac_coh.batch.record import BatchTargets, RunRecord, SubmittedJob, open_s3_out, run_key
 from stac_coh.errors import BatchError, InputError, StacCohError, StorageError
-from stac_coh.manifest import Manifest
+from stac_coh.search.manifest import Manifest
 
 __all__ = ["MAX_TAGS", "batch_errors", "job_tags", "submit_run"]
 

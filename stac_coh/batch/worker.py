@@ -1,7 +1,7 @@
 """The AWS Batch worker: process one array child's share of a manifest; finalize a run.
 
-A child runs its pairs through the same :class:`~stac_coh.runner.PairProcessor` and
-:func:`~stac_coh.runner.run_pairs` as ``stac-coh run``, without folding items into the
+A child runs its pairs through the same :class:`~stac_coh.pipeline.runner.PairProcessor` and
+:func:`~stac_coh.pipeline.runner.run_pairs` as ``stac-coh run``, without folding items into the
 collection (thousands of children would fight over one compare-and-swap; the finalize
 job rebuilds it once). Each pair's outcome is recorded in the store as soon as it is
 known. The exit code tells AWS Batch's retry strategy what to do (:func:`share_exit_code`):
@@ -27,12 +27,18 @@ from typing import Any
 
 from stac_coh.batch.logs import log_event
 from stac_coh.batch.outcomes import record_pair
-from stac_coh.collection import DEFAULT_COLLECTION_ID, item_key
 from stac_coh.errors import InputError, ObjectNotFoundError, StacCohError
-from stac_coh.finalize import FinalizeResult, finalize, recorded_outcomes, run_report
-from stac_coh.manifest import Manifest, Pair, read_manifest
-from stac_coh.runner import PairOutcome, PairProcessor, RunHooks, failure_is_transient, run_pairs
-from stac_coh.storage import Store, open_store
+from stac_coh.io.storage import Store, open_store
+from stac_coh.pipeline.runner import (
+    PairOutcome,
+    PairProcessor,
+    RunHooks,
+    failure_is_transient,
+    run_pairs,
+)
+from stac_coh.publish.collection import DEFAULT_COLLECTION_ID, item_key
+from stac_coh.publish.finalize import FinalizeResult, finalize, recorded_outcomes, run_report
+from stac_coh.search.manifest import Manifest, Pair, read_manifest
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -225,7 +231,7 @@ def _log_outcome(outcome: PairOutcome) -> None:
 def load_manifest(uri: str, *, s3_client: Any = None) -> Manifest:
     """Read the run's manifest; a missing or invalid one is :class:`InputError` (exit 2).
 
-    Unlike :func:`stac_coh.manifest.read_manifest`, S3 outages stay
+    Unlike :func:`stac_coh.search.manifest.read_manifest`, S3 outages stay
     :class:`~stac_coh.errors.StorageError` (exit 75): the child is retried for them.
     """
     if not uri.startswith("s3://"):

@@ -17,8 +17,8 @@ import typer
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
-    from stac_coh.predictors import LoadedPredictor
-    from stac_coh.runner import ProcessOptions
+    from stac_coh.infer.predictors import LoadedPredictor
+    from stac_coh.pipeline.runner import ProcessOptions
     from stac_coh.settings import Settings
 
 __all__ = ["ProcessingChoices", "process_options"]
@@ -60,8 +60,8 @@ class ProcessingChoices:
         On a CPU the process also keeps freed memory for reuse: ~30 % faster tiles for
         ~30 % more peak memory (see docs/inference.md). Applications only.
         """
-        from stac_coh.network import reuse_freed_memory
-        from stac_coh.predictors import build_predictor
+        from stac_coh.infer.network import reuse_freed_memory
+        from stac_coh.infer.predictors import build_predictor
 
         loaded = build_predictor(
             self.estimator,
@@ -75,7 +75,7 @@ class ProcessingChoices:
 
     def options(self) -> ProcessOptions:
         """Validated :class:`ProcessOptions`."""
-        from stac_coh.runner import ProcessOptions
+        from stac_coh.pipeline.runner import ProcessOptions
 
         for value, allowed, flag in (
             (self.mode, ("fast", "reference"), "--mode"),

@@ -21,9 +21,9 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from stac_coh.manifest import Manifest, Pair
-    from stac_coh.runner import PairOutcome, PairProcessor
-    from stac_coh.storage import Store
+    from stac_coh.io.storage import Store
+    from stac_coh.pipeline.runner import PairOutcome, PairProcessor
+    from stac_coh.search.manifest import Manifest, Pair
 
 __all__ = ["RunSummary", "execute_run", "new_run_id"]
 
@@ -64,8 +64,8 @@ def execute_run(
     console: Console,
 ) -> RunSummary:
     """Run ``pairs`` with progress bars, then rebuild the catalog and write the report."""
-    from stac_coh.finalize import finalize, run_report
-    from stac_coh.runner import InterruptedRun, RunHooks, run_pairs
+    from stac_coh.pipeline.runner import InterruptedRun, RunHooks, run_pairs
+    from stac_coh.publish.finalize import finalize, run_report
 
     started = datetime.now(UTC)
     store = processor.store
@@ -141,7 +141,7 @@ def print_summary(
     summary: RunSummary, console: Console, *, collection_id: str, store: Store
 ) -> None:
     """Final table (pair, status, valid pixels, mean coherence, seconds, href), where to look."""
-    from stac_coh.collection import asset_key
+    from stac_coh.publish.collection import asset_key
 
     table = Table(title="Run summary")
     for name, justify in (
@@ -192,6 +192,6 @@ def save_manifest_copy(manifest: Manifest, path: str) -> str:
     """Write ``manifest`` where the user asked (``--json``)."""
     from pathlib import Path
 
-    from stac_coh.manifest import write_manifest
+    from stac_coh.search.manifest import write_manifest
 
     return str(write_manifest(manifest, path if "://" in path else Path(path)))

@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from stac_coh.errors import InputError
-from stac_coh.query import (
+from stac_coh.search.query import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_MIN_COVERAGE,
     SearchQuery,
@@ -116,11 +116,11 @@ class SearchOptions:
         return out
 
     def run(self) -> Any:
-        """Search and pair; returns a :class:`stac_coh.search.SearchResult`."""
-        from stac_coh.http import make_session
-        from stac_coh.search import search_pairs
+        """Search and pair; returns a :class:`stac_coh.search.find.SearchResult`."""
+        from stac_coh.io.http import make_session
+        from stac_coh.search.find import search_pairs
+        from stac_coh.search.sources import open_source
         from stac_coh.settings import get_settings
-        from stac_coh.sources import open_source
 
         query = self.query()
         settings = get_settings()

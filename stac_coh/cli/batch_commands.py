@@ -12,7 +12,7 @@ from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
     from stac_coh.batch import BatchTargets, RunPlan, RunRecord, RunStatus
-    from stac_coh.manifest import Manifest
+    from stac_coh.search.manifest import Manifest
 
 __all__ = ["register"]
 
@@ -175,7 +175,7 @@ def status_command(
 
 def _pairs_to_submit(search: SearchOptions, manifest: str | None) -> Manifest:
     """The manifest given with --manifest, or the result of the search options."""
-    from stac_coh.manifest import read_manifest
+    from stac_coh.search.manifest import read_manifest
 
     if manifest is None:
         result = search.run()

@@ -59,11 +59,11 @@ def finalize_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Run :func:`stac_coh.finalize.finalize` with settings from the environment."""
-    from stac_coh.finalize import finalize
-    from stac_coh.http import make_session
+    """Run :func:`stac_coh.publish.finalize.finalize` with settings from the environment."""
+    from stac_coh.io.http import make_session
+    from stac_coh.io.storage import open_store
+    from stac_coh.publish.finalize import finalize
     from stac_coh.settings import get_settings
-    from stac_coh.storage import open_store
 
     if "://" not in out and not Path(out).is_dir():
         raise InputError(f"{out} is not a directory; pass the folder a run published into.")

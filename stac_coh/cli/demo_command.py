@@ -47,7 +47,7 @@ def demo_command(
     ),
 ) -> None:
     """Run the whole job offline on a bundled simulated catalog."""
-    from stac_coh.demo import build_demo_catalog
+    from stac_coh.science.demo import build_demo_catalog
 
     console = Console()
     started = time.perf_counter()
@@ -101,9 +101,9 @@ def _print_accuracy(
     summary: object, catalog_dir: Path, truth: dict[int, Path], console: Console
 ) -> None:
     """RMSE of each published map against the simulator's true coherence."""
-    from stac_coh.collection import asset_key
-    from stac_coh.demo import read_coherence, truth_on_grid
-    from stac_coh.evaluate import compute_metrics
+    from stac_coh.publish.collection import asset_key
+    from stac_coh.science.demo import read_coherence, truth_on_grid
+    from stac_coh.science.evaluate import compute_metrics
 
     table = Table(title="Accuracy against the simulated TRUE coherence (bundled weights)")
     for name in ("pair", "pixels", "RMSE", "MAE", "bias"):

@@ -13,8 +13,8 @@ from stac_coh.constants import DEFAULT_REFERENCE_BLOCK, DEFAULT_TILE, ESTIMATORS
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
-    from stac_coh.infer import PredictionSummary
-    from stac_coh.predictors import LoadedPredictor
+    from stac_coh.infer.engine import PredictionSummary
+    from stac_coh.infer.predictors import LoadedPredictor
 
 __all__ = ["register"]
 
@@ -123,10 +123,10 @@ def predict_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Predict coherence from two backscatter rasters into a COG."""
-    from stac_coh.gdal_env import gdal_env, gdal_options
-    from stac_coh.infer import predict_to_cogs, reuse_freed_memory
-    from stac_coh.predictors import build_predictor
-    from stac_coh.rasters import RasterPairReader
+    from stac_coh.infer.engine import predict_to_cogs, reuse_freed_memory
+    from stac_coh.infer.predictors import build_predictor
+    from stac_coh.io.gdal_env import gdal_env, gdal_options
+    from stac_coh.load.file_pair import RasterPairReader
     from stac_coh.settings import get_settings
 
     _choice(estimator, ESTIMATORS, "--estimator")

@@ -15,7 +15,7 @@ from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
-    from stac_coh.manifest import Manifest, Pair
+    from stac_coh.search.manifest import Manifest, Pair
 
 __all__ = ["register", "run_manifest"]
 
@@ -111,7 +111,7 @@ def run_command_(
     processing: ProcessingChoices,
 ) -> None:
     """Process pairs of a manifest."""
-    from stac_coh.manifest import read_manifest
+    from stac_coh.search.manifest import read_manifest
 
     if index and all_pairs:
         raise InputError("Give --index or --all, not both.")
@@ -149,10 +149,10 @@ def run_manifest(
 
     Returns the run's summary, or ``None`` when nothing ran (dry run, no pairs).
     """
-    from stac_coh.runner import PairProcessor
+    from stac_coh.io.storage import open_store
+    from stac_coh.pipeline.runner import PairProcessor
+    from stac_coh.search.sources import read_gdal_options
     from stac_coh.settings import get_settings
-    from stac_coh.sources import read_gdal_options
-    from stac_coh.storage import open_store
 
     settings = get_settings()
     options = processing.options()
@@ -184,7 +184,7 @@ def run_manifest(
 
 def _print_plan(pairs: Sequence[Pair], loaded: object, options: object, console: Console) -> None:
     """The --dry-run table."""
-    from stac_coh.run_plan import plan_run
+    from stac_coh.pipeline.plan import plan_run
 
     with console.status("Measuring this device's speed on a probe tile..."):
         plan = plan_run(pairs, loaded.predictor, options, device=loaded.device)  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ import typer
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
-    from stac_coh.train import TrainConfig
+    from stac_coh.science.train import TrainConfig
 
 SIMULATE_HELP = """Write simulated Sentinel-1-like pairs with known coherence (GeoTIFFs, 10 m UTM).
 
@@ -89,7 +89,7 @@ def simulate_command(
     """Write simulated pairs."""
     from rich.progress import Progress
 
-    from stac_coh.sim import simulate_dataset
+    from stac_coh.science.sim import simulate_dataset
 
     with Progress(transient=True) as progress:
         task = progress.add_task("simulating", total=scenes)
@@ -134,7 +134,7 @@ def train_command(
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from stac_coh.train import TrainConfig, train
+    from stac_coh.science.train import TrainConfig, train
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -221,7 +221,7 @@ def evaluate_command(
     """Evaluate coherence maps."""
     from rich.console import Console
 
-    from stac_coh.evaluate import evaluate_paths, render_tables, write_json, write_png
+    from stac_coh.science.evaluate import evaluate_paths, render_tables, write_json, write_png
 
     report = evaluate_paths(pred, truth, baselines=baseline, classes=classes, bins=bins)
     console = Console()

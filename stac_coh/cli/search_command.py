@@ -12,7 +12,7 @@ from rich.table import Table
 from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_options
 
 if TYPE_CHECKING:
-    from stac_coh.manifest import Acquisition, Manifest
+    from stac_coh.search.manifest import Acquisition, Manifest
 
 __all__ = ["register"]
 
@@ -62,7 +62,7 @@ def search_command(
             f"[yellow]Stopped at --limit {search.limit} items: raise it to see every pair.",
         )
     if json_out:
-        from stac_coh.manifest import write_manifest
+        from stac_coh.search.manifest import write_manifest
 
         where = write_manifest(result.manifest, json_out if "://" in json_out else Path(json_out))
         console.print(f"Manifest: {where}", highlight=False, soft_wrap=True)

@@ -31,8 +31,8 @@ def serve(
 
     Example: stac-coh serve stac-coh-demo/catalog --port 8000
     """
-    from stac_coh.serve import serve as run_server
-    from stac_coh.serve import stac_browser_url
+    from stac_coh.publish.serve import serve as run_server
+    from stac_coh.publish.serve import stac_browser_url
 
     if not (directory / catalog).is_file():
         raise InputError(

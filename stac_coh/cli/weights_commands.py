@@ -14,7 +14,7 @@ from stac_coh.constants import CARD_SUFFIX, PUBLISHED_NAME
 from stac_coh.errors import WeightsError
 
 if TYPE_CHECKING:
-    from stac_coh.weights import WeightsInfo
+    from stac_coh.model.weights import WeightsInfo
 
 __all__ = ["register"]
 
@@ -88,7 +88,7 @@ def import_keras_command(
     """Convert a Keras weight file into stac-coh's format."""
     import torch
 
-    from stac_coh.weights import (
+    from stac_coh.model.weights import (
         describe_weights,
         detect_format,
         import_keras,
@@ -116,7 +116,7 @@ def info_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
 ) -> None:
     """Print a weight file's model card, parameter count, checksum and size."""
-    from stac_coh.weights import describe_weights
+    from stac_coh.model.weights import describe_weights
 
     info = describe_weights(weights, cache_dir=_hf_cache())
     if as_json:
@@ -178,7 +178,7 @@ def download_command(
     """Download weights from the Hugging Face hub into the cache and print the path."""
     if not uri.startswith("hf://"):
         raise WeightsError(f"{uri!r} is not an hf:// URI; write e.g. {_PUBLISHED_URI}.")
-    from stac_coh.weights import resolve_weights
+    from stac_coh.model.weights import resolve_weights
 
     typer.echo(str(resolve_weights(uri, cache_dir=_hf_cache())))
 

@@ -191,10 +191,10 @@ def _process(
     from stac_coh.batch.logs import log_event
     from stac_coh.batch.plan import child_index, share_from_env, validate_run_id
     from stac_coh.batch.worker import gdal_overrides, load_manifest, process_share
-    from stac_coh.runner import PairProcessor
+    from stac_coh.io.storage import open_store
+    from stac_coh.pipeline.runner import PairProcessor
+    from stac_coh.search.sources import read_gdal_options
     from stac_coh.settings import get_settings
-    from stac_coh.sources import read_gdal_options
-    from stac_coh.storage import open_store
 
     log = logging.getLogger("stac_coh.worker")
     settings = get_settings()
@@ -251,9 +251,9 @@ def _finalize(
     """Gather the outcomes, rebuild the collection, write the report, push."""
     from stac_coh.batch.plan import validate_run_id
     from stac_coh.batch.worker import EXIT_OK, finalize_run, load_manifest
-    from stac_coh.http import make_session
+    from stac_coh.io.http import make_session
+    from stac_coh.io.storage import open_store
     from stac_coh.settings import get_settings
-    from stac_coh.storage import open_store
 
     out = _required(out, "--out", ENV_OUT)
     run_id = validate_run_id(_required(run_id, "--run-id", ENV_RUN_ID))

@@ -1,0 +1,1 @@
+"""Infer stage: tiled streaming inference and the estimators behind it."""

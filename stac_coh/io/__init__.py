@@ -1,0 +1,1 @@
+"""Input and output: HTTP sessions, GDAL environment, signing, storage, COG encoding."""

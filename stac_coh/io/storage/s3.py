@@ -1,0 +1,261 @@
+"""``s3://bucket/prefix`` as a store, with S3's conditional writes (boto3, built lazily)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stac_coh.errors import ConflictError, ObjectNotFoundError, StorageError
+from stac_coh.io.storage.base import Store, StoredObject, check_key
+
+__all__ = ["DEFAULT_PART_SIZE", "S3Store"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_PART_SIZE = 64 * 2**20
+"""Multipart part size on S3 (S3 needs >= 5 MiB for all parts but the last)."""
+
+
+def _retry_conflicts(action: Callable[[], T], what: str, attempts: int = 8) -> T:
+    """Retry S3's 409 ConditionalRequestConflict (a concurrent conditional write in flight)."""
+    from botocore.exceptions import ClientError
+
+    for attempt in range(attempts):
+        try:
+            return action()
+        except ClientError as exc:
+            if _status(exc) != 409 or attempt == attempts - 1:
+                raise
+            delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+            log.debug("conditional write conflict on %s; retrying in %.2f s", what, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _status(exc: Exception) -> int:
+    """HTTP status of a botocore ClientError (0 if unknown)."""
+    meta = getattr(exc, "response", {}).get("ResponseMetadata", {})
+    return int(meta.get("HTTPStatusCode", 0))
+
+
+def _error_code(exc: Exception) -> str:
+    """Error code of a botocore ClientError."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+class S3Store(Store):
+    """``s3://bucket/prefix`` through boto3, with S3's conditional writes.
+
+    Throttling and 5xx answers are retried by botocore (``adaptive`` mode); S3's 409
+    ``ConditionalRequestConflict`` (two conditional writes in flight) by us. Large
+    create-only uploads go multipart with ``If-None-Match`` on the completion, since
+    ``upload_file`` cannot carry the condition; a failed one is aborted.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any | None = None,
+        public_base_url: str | None = None,
+        max_attempts: int = 10,
+        retry_mode: str = "adaptive",
+        multipart_threshold: int = DEFAULT_PART_SIZE,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.public_base_url = public_base_url
+        self.max_attempts = max_attempts
+        self.retry_mode = retry_mode
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the client: each process builds its own."""
+        state = dict(self.__dict__)
+        state["_client"] = None
+        return state
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, built on first use from the standard AWS environment."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"total_max_attempts": self.max_attempts, "mode": self.retry_mode}
+            )
+            self._client = boto3.session.Session().client("s3", config=config)
+        return self._client
+
+    def object_key(self, key: str) -> str:
+        """Full S3 object key of a store key."""
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def url_for(self, key: str) -> str:
+        """``s3://bucket/prefix/key``."""
+        return f"s3://{self.bucket}/{self.object_key(key)}"
+
+    def put(self, key: str, data: bytes, *, content_type: str | None = None) -> str:
+        """Single PUT (atomic on S3)."""
+        return self._put_object(key, data, content_type)
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> str:
+        """Managed upload (multipart above the threshold, parts in parallel)."""
+        from boto3.s3.transfer import TransferConfig
+
+        extra = {"ContentType": content_type} if content_type else {}
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold, multipart_chunksize=self.part_size
+        )
+        with self._errors(key):
+            self.client.upload_file(
+                str(path), self.bucket, self.object_key(key), ExtraArgs=extra, Config=config
+            )
+            return str(
+                self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))["ETag"]
+            )
+
+    def put_new(self, key: str, data: bytes | Path, *, content_type: str | None = None) -> str:
+        """``If-None-Match: *`` on a PUT, or on CompleteMultipartUpload for large files."""
+        if isinstance(data, Path) and data.stat().st_size > self.multipart_threshold:
+            return self._multipart_new(key, data, content_type)
+        body = data if isinstance(data, bytes) else data.read_bytes()
+        return self._put_object(key, body, content_type, IfNoneMatch="*")
+
+    def put_if_match(
+        self, key: str, data: bytes, etag: str, *, content_type: str | None = None
+    ) -> str:
+        """``If-Match: ETAG`` on a PUT (S3 answers 404 when the object vanished)."""
+        try:
+            return self._put_object(key, data, content_type, IfMatch=etag)
+        except ObjectNotFoundError:
+            raise ConflictError(f"{self.url_for(key)} vanished before the update.") from None
+
+    def get(self, key: str) -> StoredObject:
+        """GET the object and its ETag."""
+        with self._errors(key):
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+            return StoredObject(key, answer["Body"].read(), str(answer["ETag"]))
+
+    def exists(self, key: str) -> bool:
+        """HEAD the object."""
+        try:
+            with self._errors(key):
+                self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        """ListObjectsV2 under ``prefix``."""
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        with self._errors(prefix or "/"):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                keys.extend(obj["Key"][cut:] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        """DELETE the object (no error if absent)."""
+        with self._errors(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def _put_object(self, key: str, body: bytes, content_type: str | None, **condition: str) -> str:
+        """PUT with an optional condition; 409s retried, 412 -> ConflictError."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.object_key(key), "Body": body}
+        if content_type:
+            args["ContentType"] = content_type
+        args.update(condition)
+        with self._errors(key):
+            answer = _retry_conflicts(lambda: self.client.put_object(**args), self.url_for(key))
+        return str(answer["ETag"])
+
+    def _multipart_new(self, key: str, path: Path, content_type: str | None) -> str:
+        """Create-only multipart upload: parts first, the condition on completion."""
+        obj = self.object_key(key)
+        extra = {"ContentType": content_type} if content_type else {}
+        with self._errors(key):
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=obj, **extra)[
+                "UploadId"
+            ]
+            try:
+                parts = self._upload_parts(obj, upload_id, path)
+                answer = _retry_conflicts(
+                    lambda: self.client.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=obj,
+                        UploadId=upload_id,
+                        MultipartUpload={"Parts": parts},
+                        IfNoneMatch="*",
+                    ),
+                    self.url_for(key),
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=obj, UploadId=upload_id
+                    )
+                raise
+        return str(answer["ETag"])
+
+    def _upload_parts(self, obj: str, upload_id: str, path: Path) -> list[dict[str, Any]]:
+        """Upload ``path`` in ``part_size`` parts; return the part list for completion."""
+        parts = []
+        with path.open("rb") as source:
+            number = 1
+            while chunk := source.read(self.part_size):
+                answer = self.client.upload_part(
+                    Bucket=self.bucket, Key=obj, UploadId=upload_id, PartNumber=number, Body=chunk
+                )
+                parts.append({"ETag": answer["ETag"], "PartNumber": number})
+                number += 1
+        return parts
+
+    @contextlib.contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        """Turn botocore errors into stac-coh errors naming the object (never credentials)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        where = f"{self.url}/{key}" if key != "/" else self.url
+        try:
+            yield
+        except ClientError as exc:
+            status, code = _status(exc), _error_code(exc)
+            if status == 412 or code == "PreconditionFailed":
+                raise ConflictError(
+                    f"{where} exists or changed (a concurrent publisher won the race)."
+                ) from None
+            if status == 404 or code in {"NoSuchKey", "404", "NotFound"}:
+                if code == "NoSuchBucket":
+                    raise StorageError(
+                        f"Bucket {self.bucket!r} does not exist; create it or fix the URL."
+                    ) from None
+                raise ObjectNotFoundError(f"{where} does not exist.") from None
+            raise StorageError(
+                f"S3 request on {where} failed ({code or status}); check the bucket, "
+                "permissions and AWS_ENDPOINT_URL."
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageError(
+                f"Cannot reach S3 for {where} ({type(exc).__name__}); check the network, "
+                "credentials and AWS_ENDPOINT_URL."
+            ) from exc

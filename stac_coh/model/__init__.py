@@ -1,0 +1,1 @@
+"""The Residual U-Net, its weights, model card and preprocessing."""

@@ -1,0 +1,1 @@
+"""The one run orchestration shared by local runs, the demo and the Batch worker."""

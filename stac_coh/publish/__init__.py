@@ -1,0 +1,1 @@
+"""Publish stage: COG assets, STAC items, the collection, finalize and serving."""

@@ -1,0 +1,212 @@
+"""The model description: a STAC item with the MLM extension for the weights in use.
+
+Coherence items point at it (a ``derived_from`` link and ``processing:expression`` with
+format ``stac-mlm``), so a reader can tell which weights made a map and fetch them. It is
+published only when the weights have a location readers can reach (an http(s), s3 or
+``hf://`` source), since MLM requires an ``mlm:model`` asset.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pystac
+from pystac.extensions.mlm import MLMExtension
+
+from stac_coh.model.card import ModelCard
+
+__all__ = [
+    "HF_DEFAULT_FILE",
+    "build_model_item",
+    "model_item_id",
+    "weights_href",
+]
+
+HF_DEFAULT_FILE = "model.weights.h5"
+"""File of a Hugging Face model repo when the source names only the repo."""
+
+_ARTIFACT_TYPES = {
+    ".h5": ("tf.keras.Model.save_weights", "application/x-hdf5"),
+    ".safetensors": ("safetensors.torch.save_file", "application/octet-stream"),
+}
+
+
+def model_item_id(card: ModelCard) -> str:
+    """Stable id of the weights: card name plus the first 8 hex of their checksum."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", card.name).strip("-") or "weights"
+    return f"{name}-{card.sha256[:8]}" if card.sha256 else name
+
+
+def weights_href(card: ModelCard) -> str | None:
+    """A URL readers can fetch the weights from, derived from the card's provenance."""
+    source = card.provenance.source.strip()
+    if source.startswith(("https://", "http://", "s3://")):
+        return source
+    if source.startswith("hf://"):
+        owner_repo_file = source[len("hf://") :].strip("/").split("/")
+        if len(owner_repo_file) < 2:
+            return None
+        repo = "/".join(owner_repo_file[:2])
+        path = "/".join(owner_repo_file[2:]) or HF_DEFAULT_FILE
+        return f"https://huggingface.co/{repo}/resolve/main/{path}"
+    return None
+
+
+def build_model_item(
+    card: ModelCard,
+    *,
+    weights_url: str,
+    card_href: str | None = None,
+    self_href: str | None = None,
+) -> dict[str, Any]:
+    """MLM item of ``card``'s weights: inputs, outputs, hyperparameters, the weights asset.
+
+    Args:
+        card: The model card of the weights.
+        weights_url: Where the weight file can be fetched.
+        card_href: Href (relative to the item) of the model card JSON, if published.
+        self_href: Absolute href of the item where it is published.
+    """
+    item = pystac.Item(
+        id=model_item_id(card),
+        geometry=None,
+        bbox=None,
+        datetime=datetime.now(UTC).replace(microsecond=0),
+        properties={
+            "title": f"Coherence model weights {card.name}",
+            "description": _description(card),
+        },
+    )
+    MLMExtension.ext(item, add_if_missing=True)
+    item.properties.update(_mlm_properties(card))
+    if card.provenance.license:
+        item.properties["license"] = _license(card.provenance.license)
+    artifact_type, media_type = _ARTIFACT_TYPES.get(
+        _suffix(weights_url), ("weights", "application/octet-stream")
+    )
+    item.add_asset(
+        "weights",
+        pystac.Asset(
+            href=weights_url,
+            title=f"Weights {card.name}",
+            media_type=media_type,
+            roles=["mlm:model", "data"],
+            extra_fields={"mlm:artifact_type": artifact_type},
+        ),
+    )
+    if card_href:
+        item.add_asset(
+            "model-card",
+            pystac.Asset(
+                href=card_href,
+                title="stac-coh model card",
+                media_type=pystac.MediaType.JSON,
+                roles=["metadata"],
+            ),
+        )
+    data = item.to_dict(include_self_link=False, transform_hrefs=False)
+    data["links"] = [
+        {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
+        {"rel": "parent", "href": "../../catalog.json", "type": "application/json"},
+    ]
+    if self_href:
+        data["links"].append({"rel": "self", "href": self_href, "type": "application/geo+json"})
+    return data
+
+
+def _mlm_properties(card: ModelCard) -> dict[str, Any]:
+    """mlm: fields of the item properties."""
+    prep, tiling = card.preprocessing, card.tiling
+    patch = tiling.patch_size
+    structure = {
+        "shape": [-1, 2, patch, patch],
+        "dim_order": ["batch", "channel", "height", "width"],
+        "data_type": "float32",
+    }
+    return {
+        "mlm:name": _mlm_name(card.name),
+        "mlm:architecture": "Residual U-Net",
+        "mlm:tasks": ["regression"],
+        "mlm:framework": "PyTorch",
+        "mlm:pretrained": True,
+        "mlm:batch_size_suggestion": tiling.batch_size,
+        "mlm:input": [
+            {
+                "name": "backscatter pair",
+                "bands": [],
+                "input": structure,
+                "description": (
+                    f"Two linear backscatter images of one relative orbit, channels "
+                    f"{list(prep.channel_order)} (earlier, later); each converted to dB, "
+                    f"clipped to [{prep.db_min}, {prep.db_max}] and scaled to [0, 1]."
+                ),
+                "value_scaling": [
+                    {"type": "min-max", "minimum": prep.db_min, "maximum": prep.db_max}
+                ],
+                "resize_type": None,
+            }
+        ],
+        "mlm:output": [
+            {
+                "name": "coherence and uncertainty",
+                "tasks": ["regression"],
+                "result": structure,
+                "description": (
+                    "Channel 0: InSAR coherence in [0, 1] (sigmoid). Channel 1: uncertainty "
+                    "head in [0, 1] (sigmoid), mapped to a log-variance "
+                    f"{card.uncertainty.log_variance_min} + head * "
+                    f"({card.uncertainty.log_variance_max} - "
+                    f"{card.uncertainty.log_variance_min})"
+                    + ("." if card.uncertainty.calibrated else " (uncalibrated for these weights).")
+                ),
+            }
+        ],
+        "mlm:hyperparameters": {
+            "base_filters": card.architecture.base,
+            "patch_size": tiling.patch_size,
+            "stride": tiling.stride,
+            "aggregation": tiling.aggregation,
+            "kaiser_beta": tiling.kaiser_beta,
+            "db_min": prep.db_min,
+            "db_max": prep.db_max,
+        },
+    }
+
+
+def _description(card: ModelCard) -> str:
+    """Human summary of where the weights come from."""
+    prov = card.provenance
+    parts = [f"Weights '{card.name}' of the stac-coh Residual U-Net coherence model."]
+    if prov.source:
+        parts.append(f"Source: {prov.source}.")
+    if prov.trained_on:
+        parts.append(f"Trained on: {prov.trained_on}")
+    if prov.citation:
+        parts.append(f"Cite: {prov.citation}")
+    if prov.notes:
+        parts.append(prov.notes)
+    if card.sha256:
+        parts.append(f"Tensor checksum (sha256): {card.sha256}.")
+    return " ".join(parts)
+
+
+def _mlm_name(name: str) -> str:
+    """A name matching MLM's pattern (letter first, alphanumeric last)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-\s]", "-", name).strip(" _.-")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = f"m-{cleaned}" if cleaned else "model"
+    return cleaned if len(cleaned) > 2 else f"{cleaned}-model"
+
+
+def _license(text: str) -> str:
+    """An SPDX-looking id as is, anything else as ``other``."""
+    return text if re.fullmatch(r"[A-Za-z0-9.+-]+", text) else "other"
+
+
+def _suffix(url: str) -> str:
+    """File extension of a URL path (lower case)."""
+    path = url.split("?", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""

@@ -1,0 +1,284 @@
+"""Publish one pair: COG assets, pictures, the STAC item, and its place in the collection.
+
+The protocol, safe for hundreds of concurrent publishers on one store:
+
+1. If the item JSON exists (and ``overwrite`` is off) the pair is done: skip it.
+2. Write every asset (unconditional: assets without an item are orphans a re-run replaces).
+3. Write the item JSON last, create-only; its presence means the pair is done. Losing the
+   create race means another publisher finished the same pair: skip.
+4. Fold the item into the collection (and the collection into the root catalog) with a
+   compare-and-swap loop, so the catalog is browsable while a run goes on. A publisher
+   that gives up or dies here loses nothing: ``finalize`` rebuilds links, extent and
+   summaries from the items themselves, and any re-run of the pair folds it in again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pystac
+
+from stac_coh.errors import ConflictError, RasterReadError
+from stac_coh.io.storage import Store
+from stac_coh.model.card import ModelCard
+from stac_coh.publish.collection import (
+    CATALOG_KEY,
+    DEFAULT_COLLECTION_ID,
+    add_item_to_collection,
+    add_link,
+    asset_key,
+    build_collection,
+    build_root_catalog,
+    collection_key,
+    item_key,
+)
+from stac_coh.publish.item import ASSETS, ItemInputs, build_item
+from stac_coh.publish.model_item import build_model_item, model_item_id, weights_href
+from stac_coh.publish.raster_info import ensure_cog
+from stac_coh.publish.render import write_thumbnail, write_visual
+from stac_coh.search.manifest import Pair
+
+__all__ = [
+    "PublishResult",
+    "cas_update_json",
+    "ensure_catalog_links",
+    "ensure_model_item",
+    "publish_pair",
+    "register_item",
+]
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+
+CAS_ATTEMPTS = 40
+"""Compare-and-swap attempts on the collection before leaving it to ``finalize``."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What happened to one pair."""
+
+    pair_id: str
+    """The pair (and item) id."""
+    status: Literal["published", "skipped"]
+    """``skipped``: the item already existed (an earlier run or a concurrent publisher)."""
+    item_href: str
+    """Where the item JSON is (public URL if the store knows one)."""
+    item: dict[str, Any]
+    """The item JSON as stored."""
+    registered: bool
+    """Whether the collection lists the item now (else ``finalize`` will)."""
+
+
+def publish_pair(
+    pair: Pair,
+    coherence_path: str | Path,
+    uncertainty_path: str | Path | None,
+    store: Store,
+    *,
+    model_card: ModelCard,
+    manifest_items: Mapping[str, Mapping[str, Any]],
+    collection_id: str = DEFAULT_COLLECTION_ID,
+    overwrite: bool = False,
+    processing_datetime: datetime | None = None,
+    weights_url: str | None = None,
+    update_collection: bool = True,
+    extra_properties: Mapping[str, Any] | None = None,
+) -> PublishResult:
+    """Publish a pair's coherence (and uncertainty) COG as a STAC item in ``store``.
+
+    Args:
+        pair: The pair; its id is the item id.
+        coherence_path: Local coherence GeoTIFF (uint8 scale 0.004 nodata 255, or float32
+            NaN); rewritten as a COG if it is not one.
+        uncertainty_path: Local uncertainty GeoTIFF, or ``None``.
+        store: Where the catalog lives.
+        model_card: Card of the weights that produced the coherence.
+        manifest_items: Input item id -> item JSON (canonical hrefs for ``derived_from``).
+        collection_id: Collection to publish into.
+        overwrite: Re-publish even if the item exists.
+        processing_datetime: When the coherence was computed (default: now).
+        weights_url: Where readers fetch the weights (default: from the card's provenance);
+            with one, an MLM item describing the weights is published and linked.
+        update_collection: Fold the item into the collection now (off: leave it to finalize).
+        extra_properties: More item properties (namespaced by the caller).
+    """
+    ikey = item_key(collection_id, pair.id)
+    if not overwrite and (existing := store.get_or_none(ikey)) is not None:
+        return _skipped(store, collection_id, ikey, existing.data, update_collection)
+    model_href = ensure_model_item(store, model_card, weights_url=weights_url)
+    with tempfile.TemporaryDirectory(prefix="stac-coh-publish-") as tmp:
+        files = _prepare_files(Path(coherence_path), uncertainty_path, Path(tmp))
+        item = build_item(
+            pair,
+            ItemInputs(
+                files=files,
+                hrefs={key: f"./{pair.id}{ASSETS[key].suffix}" for key in files},
+                model_card=model_card,
+                input_items=manifest_items,
+                collection_id=collection_id,
+                processing_datetime=processing_datetime or datetime.now(UTC),
+                model_item_href=f"../../{model_href}" if model_href else None,
+            ),
+        )
+        if extra_properties:
+            item.properties.update(extra_properties)
+        data = _item_json(item, store, ikey)
+        for key, path in files.items():
+            store.put_file(
+                asset_key(collection_id, pair.id, key), path, content_type=ASSETS[key].media_type
+            )
+    body = json.dumps(data, indent=2).encode()
+    if overwrite:
+        store.put(ikey, body, content_type=GEOJSON)
+    else:
+        try:
+            store.put_new(ikey, body, content_type=GEOJSON)
+        except ConflictError:
+            log.info("%s was published concurrently by another worker; skipping", pair.id)
+            return _skipped(store, collection_id, ikey, store.get(ikey).data, update_collection)
+    registered = update_collection and register_item(store, collection_id, data)
+    log.info("published %s", store.href_for(ikey))
+    return PublishResult(pair.id, "published", store.href_for(ikey), data, registered)
+
+
+def _prepare_files(
+    coherence: Path, uncertainty: str | Path | None, workdir: Path
+) -> dict[str, Path]:
+    """COG data assets plus the rendered visual COG and PNG thumbnail, in asset order."""
+    for path in filter(None, (coherence, uncertainty)):
+        if not Path(path).is_file():
+            raise RasterReadError(
+                f"{path} does not exist; publish a pair only after its prediction is written."
+            )
+    files = {"coherence": ensure_cog(coherence, workdir)}
+    if uncertainty is not None:
+        files["uncertainty"] = ensure_cog(Path(uncertainty), workdir)
+    files["visual"] = write_visual(files["coherence"], workdir / "visual.tif")
+    files["thumbnail"] = write_thumbnail(files["coherence"], workdir / "thumbnail.png")
+    return files
+
+
+def _item_json(item: pystac.Item, store: Store, ikey: str) -> dict[str, Any]:
+    """Item dict with relative structural links and an absolute self href."""
+    data: dict[str, Any] = item.to_dict(include_self_link=False, transform_hrefs=False)
+    structural = {"self", "root", "parent", "collection"}
+    self_href = store.self_href(ikey)
+    data["links"] = [
+        *([{"rel": "self", "href": self_href, "type": GEOJSON}] if self_href else []),
+        {"rel": "root", "href": "../../catalog.json", "type": JSON},
+        {"rel": "parent", "href": "../collection.json", "type": JSON},
+        {"rel": "collection", "href": "../collection.json", "type": JSON},
+        *[link for link in data["links"] if link.get("rel") not in structural],
+    ]
+    return data
+
+
+def _skipped(
+    store: Store, collection_id: str, ikey: str, body: bytes, update_collection: bool
+) -> PublishResult:
+    """Result for a pair already published; folds it in again in case a run died before."""
+    data = json.loads(body)
+    registered = update_collection and register_item(store, collection_id, data)
+    return PublishResult(data["id"], "skipped", store.href_for(ikey), data, registered)
+
+
+def register_item(
+    store: Store, collection_id: str, item: Mapping[str, Any], *, attempts: int = CAS_ATTEMPTS
+) -> bool:
+    """Fold ``item`` into the collection (creating it and the root catalog as needed).
+
+    Returns False if every compare-and-swap attempt lost its race; ``finalize`` repairs that.
+    """
+    ckey = collection_key(collection_id)
+
+    def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        coll = current or build_collection(collection_id, self_href=store.self_href(ckey))
+        changed = add_item_to_collection(coll, item)
+        return coll if changed or current is None else None
+
+    if not cas_update_json(store, ckey, fold, attempts):
+        log.warning("could not add %s to %s; run `stac-coh finalize`", item["id"], ckey)
+        return False
+    return ensure_catalog_links(
+        store, [("child", f"./{collection_id}/collection.json", JSON, collection_id)]
+    )
+
+
+def ensure_catalog_links(
+    store: Store, links: list[tuple[str, str, str, str | None]], *, attempts: int = CAS_ATTEMPTS
+) -> bool:
+    """Make the root catalog exist and hold ``links`` (rel, href, type, title)."""
+
+    def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
+        catalog = current or build_root_catalog(self_href=store.self_href(CATALOG_KEY))
+        changed = [add_link(catalog, *link) for link in links]
+        return catalog if any(changed) or current is None else None
+
+    return cas_update_json(store, CATALOG_KEY, fold, attempts)
+
+
+def ensure_model_item(
+    store: Store, card: ModelCard, *, weights_url: str | None = None
+) -> str | None:
+    """Publish the MLM item (and model card) of the weights once; return its key or None."""
+    url = weights_url or weights_href(card)
+    if url is None:
+        log.info("weights %s have no public location; no MLM item published", card.name)
+        return None
+    mid = model_item_id(card)
+    key, card_key = f"models/{mid}/{mid}.json", f"models/{mid}/{mid}.model-card.json"
+    title = f"Coherence model weights {card.name}"
+    if not store.exists(key):
+        store.put(card_key, card.to_json().encode(), content_type=JSON)
+        data = build_model_item(
+            card,
+            weights_url=url,
+            card_href=f"./{mid}.model-card.json",
+            self_href=store.self_href(key),
+        )
+        title = data["properties"]["title"]
+        with contextlib.suppress(ConflictError):  # a concurrent publisher wrote the same one
+            store.put_new(key, json.dumps(data, indent=2).encode(), content_type=GEOJSON)
+    ensure_catalog_links(store, [("item", f"./{key}", GEOJSON, title)])
+    return key
+
+
+def cas_update_json(
+    store: Store,
+    key: str,
+    fold: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    attempts: int = CAS_ATTEMPTS,
+) -> bool:
+    """Read-modify-write the JSON at ``key`` until it sticks; False if every attempt lost.
+
+    ``fold`` gets the current document (``None`` if absent) and returns the new one, or
+    ``None`` when nothing needs to change.
+    """
+    for attempt in range(attempts):
+        current = store.get_or_none(key)
+        updated = fold(json.loads(current.data) if current else None)
+        if updated is None:
+            return True
+        body = json.dumps(updated, indent=2).encode()
+        try:
+            if current is None:
+                store.put_new(key, body, content_type=JSON)
+            else:
+                store.put_if_match(key, body, current.etag, content_type=JSON)
+            return True
+        except ConflictError:
+            time.sleep(min(2.0, 0.02 * 1.5**attempt) * random.uniform(0.5, 1.5))
+    return False

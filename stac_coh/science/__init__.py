@@ -1,0 +1,1 @@
+"""Simulation, training data, training, evaluation and the offline demo catalog."""

@@ -1,0 +1,415 @@
+"""Physics-based simulation of Sentinel-1-like detected image pairs with known coherence.
+
+A scene is a land-cover map (water, urban, bare, forest, crops) built from two nested,
+domain-warped Voronoi tessellations: large zones and small parcels/stands. Every parcel
+draws its own backscatter, change between dates and coherence from class-typical
+distributions that overlap between classes, so brightness alone cannot tell coherence.
+A smooth texture common to both dates (tree crowns, buildings) is what fools the
+intensity-only Siegert estimator.
+
+Speckle is physical: complex SLC samples on a grid ``oversample`` times finer than the
+output, a and b iid circular complex Gaussians low-passed by a Gaussian impulse response,
+``z1 = sqrt(P1) a`` and ``z2 = sqrt(P2) (g a + sqrt(1 - g^2) b)``. The detected images are
+``|z|^2`` block-averaged to the 10 m grid (ENL about 4.5, like GRD/RTC). A sub-pixel
+misregistration shifts the speckle of the second date only for its detected image; the
+boxcar label is computed from the interferometrically coregistered SLCs. Thermal noise
+(NESZ) adds to both dates and lowers the true coherence of dark surfaces accordingly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stac_coh.errors import InputError
+from stac_coh.infer.estimators import boxcar_coherence
+from stac_coh.science.datasets import DatasetEntry, write_geotiff, write_index
+
+__all__ = [
+    "CLASS_PARAMS",
+    "ClassParams",
+    "LandCover",
+    "SceneSpec",
+    "SimulatedScene",
+    "random_shift",
+    "simulate_dataset",
+    "simulate_scene",
+    "write_scene",
+]
+
+F32 = npt.NDArray[np.float32]
+
+
+class LandCover(IntEnum):
+    """Land-cover codes of the simulated ``landcover`` raster (0 = nodata)."""
+
+    NODATA = 0
+    WATER = 1
+    URBAN = 2
+    BARE = 3
+    FOREST = 4
+    CROPS = 5
+
+
+@dataclass(frozen=True)
+class ClassParams:
+    """Class-typical statistics (C-band VV, 12-day pairs); each parcel draws its own values."""
+
+    db_mean: float
+    """Mean sigma0 of parcels in dB."""
+    db_std: float
+    """Spread of parcel sigma0 in dB."""
+    change_db_std: float
+    """Std of the parcel's sigma0 change between dates in dB."""
+    coherence: tuple[float, float]
+    """Parcel coherence drawn uniformly in this range."""
+    texture: float
+    """Std of the log of the smooth texture shared by both dates."""
+
+
+CLASS_PARAMS: dict[LandCover, ClassParams] = {
+    LandCover.WATER: ClassParams(-21.0, 2.5, 2.0, (0.0, 0.12), 0.1),
+    LandCover.URBAN: ClassParams(-5.0, 3.0, 0.4, (0.55, 0.92), 0.6),
+    LandCover.BARE: ClassParams(-12.0, 3.0, 1.0, (0.45, 0.88), 0.2),
+    LandCover.FOREST: ClassParams(-8.0, 1.3, 0.5, (0.08, 0.38), 0.35),
+    LandCover.CROPS: ClassParams(-13.0, 3.0, 2.5, (0.08, 0.8), 0.15),
+}
+"""Defaults for each class."""
+
+ZONE_WEIGHTS = {
+    LandCover.WATER: 0.12,
+    LandCover.URBAN: 0.18,
+    LandCover.FOREST: 0.22,
+    LandCover.CROPS: 0.48,  # an agricultural zone: crop fields mixed with bare parcels
+}
+"""Probability of each zone type."""
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """How to simulate one scene."""
+
+    size: int = 256
+    """Output edge in 10 m pixels."""
+    oversample: int = 3
+    """SLC samples per output pixel along each axis."""
+    psf_sigma: float = 0.65
+    """Std (in SLC samples) of the Gaussian impulse response; sets speckle size and ENL."""
+    zone_px: float = 140.0
+    """Typical edge of a land-cover zone in output pixels."""
+    parcel_px: float = 28.0
+    """Typical edge of a field, stand or block in output pixels."""
+    nesz_db: float = -23.0
+    """Noise-equivalent sigma0 (thermal noise) in dB."""
+    boxcar_window: int = 7
+    """Window of the boxcar label, in SLC samples (odd)."""
+    misregistration: tuple[float, float] = (0.0, 0.0)
+    """Shift (rows, cols) of the second date's detected image, in output pixels."""
+    nodata_border: bool = True
+    """Give some scenes a slanted swath edge of nodata."""
+    pixel_size: float = 10.0
+    """Output pixel size in metres (UTM)."""
+
+
+@dataclass(frozen=True)
+class SimulatedScene:
+    """Rasters of one simulated pair on a 10 m UTM grid; NaN marks nodata."""
+
+    t1: F32
+    """Earlier detected image, linear sigma0."""
+    t2: F32
+    """Later detected image, linear sigma0."""
+    coherence: F32
+    """True coherence (including thermal-noise decorrelation)."""
+    boxcar: F32
+    """Boxcar coherence estimated from the coregistered SLCs (the paper's kind of label)."""
+    landcover: npt.NDArray[np.uint8]
+    """:class:`LandCover` codes."""
+    crs: str
+    """CRS of the grid."""
+    transform: tuple[float, float, float, float, float, float]
+    """Affine coefficients of the grid."""
+    seed: int
+    """Seed that reproduces the scene."""
+    misregistration: tuple[float, float]
+    """Applied shift of t2 in output pixels."""
+
+
+def simulate_scene(seed: int, spec: SceneSpec | None = None) -> SimulatedScene:
+    """Simulate one pair; the same seed and spec always give the same rasters."""
+    spec = spec or SceneSpec()
+    rng = np.random.default_rng(seed)
+    shape = (spec.size, spec.size)
+    landcover, parcels = _landcover(shape, spec, rng)
+    p1, p2, gamma = _parcel_fields(landcover, parcels, spec, rng)
+    t1, t2, boxcar = _speckle(p1, p2, gamma, spec, rng)
+    mask1, mask2 = _nodata_masks(shape, spec, rng)
+    t1[~mask1] = np.nan
+    t2[~mask2] = np.nan
+    both = mask1 & mask2
+    coherence = np.where(both, gamma, np.nan).astype(np.float32)
+    boxcar = np.where(both, boxcar, np.nan).astype(np.float32)
+    landcover = np.where(both, landcover, LandCover.NODATA).astype(np.uint8)
+    # Scenes sit side by side in UTM zone 10N so their footprints never overlap.
+    x0 = 500_000.0 + (seed % 1000) * spec.size * spec.pixel_size
+    y0 = 4_200_000.0 - (seed // 1000) * spec.size * spec.pixel_size
+    transform = (spec.pixel_size, 0.0, x0, 0.0, -spec.pixel_size, y0)
+    return SimulatedScene(
+        t1=t1,
+        t2=t2,
+        coherence=coherence,
+        boxcar=boxcar,
+        landcover=landcover,
+        crs="EPSG:32610",
+        transform=transform,
+        seed=seed,
+        misregistration=spec.misregistration,
+    )
+
+
+def smooth_noise(
+    shape: tuple[int, int], sigma: float, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """Gaussian random field with correlation length ``sigma`` pixels, zero mean, unit std."""
+    white = rng.standard_normal(shape)
+    field = np.fft.ifft2(np.fft.fft2(white) * _gaussian_transfer(shape, sigma)).real
+    return (field - field.mean()) / max(float(field.std()), 1e-12)  # type: ignore[no-any-return]
+
+
+def _gaussian_transfer(shape: tuple[int, int], sigma: float) -> npt.NDArray[np.float64]:
+    """Fourier transfer function of a Gaussian kernel with std ``sigma`` samples."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.fftfreq(shape[1])[None, :]
+    return np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))  # type: ignore[no-any-return]
+
+
+def _voronoi(
+    shape: tuple[int, int], cell_px: float, rng: np.random.Generator
+) -> npt.NDArray[np.int64]:
+    """Label map of a Voronoi tessellation with domain-warped (irregular) borders."""
+    rows, cols = shape
+    count = max(2, round(rows * cols / cell_px**2))
+    seeds = rng.uniform((0, 0), (rows, cols), size=(count, 2))
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    warp = cell_px / 4.0
+    yy += warp * smooth_noise(shape, cell_px / 4.0, rng)
+    xx += warp * smooth_noise(shape, cell_px / 4.0, rng)
+    best = np.full(shape, np.inf)
+    labels = np.zeros(shape, dtype=np.int64)
+    for i, (sy, sx) in enumerate(seeds):
+        dist = (yy - sy) ** 2 + (xx - sx) ** 2
+        closer = dist < best
+        best[closer] = dist[closer]
+        labels[closer] = i
+    return labels
+
+
+def _landcover(
+    shape: tuple[int, int], spec: SceneSpec, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Land-cover codes and parcel ids (unique per zone x parcel)."""
+    zones = _voronoi(shape, spec.zone_px, rng)
+    parcels = _voronoi(shape, spec.parcel_px, rng)
+    kinds = list(ZONE_WEIGHTS)
+    weights = np.array(list(ZONE_WEIGHTS.values()))
+    zone_kind = rng.choice(len(kinds), size=zones.max() + 1, p=weights / weights.sum())
+    landcover = np.array([int(kinds[k]) for k in zone_kind], dtype=np.uint8)[zones]
+    parcel_id = zones * (parcels.max() + 1) + parcels
+    # A quarter of the parcels in agricultural zones are bare (ploughed, fallow, rock).
+    ids, inverse = np.unique(parcel_id, return_inverse=True)
+    bare = rng.random(ids.size) < 0.25
+    agri = landcover == LandCover.CROPS
+    landcover[agri & bare[inverse.reshape(shape)]] = LandCover.BARE
+    return landcover, inverse.reshape(shape)
+
+
+def _parcel_fields(
+    landcover: npt.NDArray[np.uint8],
+    parcels: npt.NDArray[np.int64],
+    spec: SceneSpec,
+    rng: np.random.Generator,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Total power of both dates (signal + noise) and total coherence on the output grid."""
+    shape = landcover.shape
+    count = int(parcels.max()) + 1
+    db1 = np.zeros(count)
+    change = np.zeros(count)
+    coh = np.zeros(count)
+    tex = np.zeros(count)
+    first = np.zeros(count, dtype=np.int64)
+    first[parcels.ravel()] = np.arange(parcels.size)  # any pixel: parcels are one class
+    parcel_class = landcover.ravel()[first]
+    for code, params in CLASS_PARAMS.items():
+        sel = parcel_class == code
+        n = int(sel.sum())
+        db1[sel] = rng.normal(params.db_mean, params.db_std, n)
+        change[sel] = rng.normal(0.0, params.change_db_std, n)
+        coh[sel] = rng.uniform(*params.coherence, n)
+        tex[sel] = params.texture
+    # Fields that changed a lot between dates also lost coherence (harvest, tillage).
+    coh *= np.exp(-np.abs(change) / 8.0)
+    texture = np.exp(tex[parcels] * smooth_noise(shape, 1.5, rng))
+    texture /= texture.mean()
+    signal1 = 10.0 ** (db1[parcels] / 10.0) * texture
+    drift = 10.0 ** (0.5 * smooth_noise(shape, 20.0, rng) / 10.0)  # moisture, wind
+    signal2 = 10.0 ** ((db1 + change)[parcels] / 10.0) * texture * drift
+    within = 0.04 * smooth_noise(shape, 6.0, rng)
+    gamma_scene = np.clip(coh[parcels] + within, 0.0, 0.97)
+    noise = 10.0 ** (spec.nesz_db / 10.0)
+    p1, p2 = signal1 + noise, signal2 + noise
+    gamma = gamma_scene * np.sqrt(signal1 * signal2 / (p1 * p2))
+    return p1, p2, gamma
+
+
+def _speckle(
+    p1: npt.NDArray[np.float64],
+    p2: npt.NDArray[np.float64],
+    gamma: npt.NDArray[np.float64],
+    spec: SceneSpec,
+    rng: np.random.Generator,
+) -> tuple[F32, F32, F32]:
+    """Correlated SLCs on the fine grid -> detected multilooked t1, t2 and the boxcar label."""
+    f = spec.oversample
+    fine = (p1.shape[0] * f, p1.shape[1] * f)
+    transfer = _gaussian_transfer(fine, spec.psf_sigma)
+    gain = 1.0 / np.sqrt((transfer**2).mean())  # keeps unit power after filtering
+    spectra = [
+        np.fft.fft2((rng.standard_normal(fine) + 1j * rng.standard_normal(fine)) / np.sqrt(2.0))
+        * transfer
+        * gain
+        for _ in range(2)
+    ]
+    a, b = (np.fft.ifft2(s) for s in spectra)
+    up = np.ones((f, f))
+    g = np.kron(gamma, up)
+    z1 = np.sqrt(np.kron(p1, up)) * a
+    amp2 = np.sqrt(np.kron(p2, up))
+    z2 = amp2 * (g * a + np.sqrt(1.0 - g**2) * b)
+    dy, dx = (v * f for v in spec.misregistration)
+    if dy or dx:
+        ramp = _shift_ramp(fine, dy, dx)
+        a_s, b_s = (np.fft.ifft2(s * ramp) for s in spectra)
+        z2_detected = amp2 * (g * a_s + np.sqrt(1.0 - g**2) * b_s)
+    else:
+        z2_detected = z2
+    t1 = _multilook(np.abs(z1) ** 2, f)
+    t2 = _multilook(np.abs(z2_detected) ** 2, f)
+    boxcar_fine = boxcar_coherence(z1, z2, spec.boxcar_window)
+    boxcar = boxcar_fine[f // 2 :: f, f // 2 :: f]
+    return t1, t2, boxcar.astype(np.float32)
+
+
+def _shift_ramp(shape: tuple[int, int], dy: float, dx: float) -> npt.NDArray[np.complex128]:
+    """Fourier phase ramp that samples a band-limited field at (y + dy, x + dx)."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.fftfreq(shape[1])[None, :]
+    return np.exp(2j * np.pi * (fy * dy + fx * dx))  # type: ignore[no-any-return]
+
+
+def _multilook(power: npt.NDArray[np.float64], f: int) -> F32:
+    """Average f x f blocks of SLC samples into one output pixel."""
+    rows, cols = power.shape[0] // f, power.shape[1] // f
+    return power.reshape(rows, f, cols, f).mean(axis=(1, 3)).astype(np.float32)
+
+
+def _nodata_masks(
+    shape: tuple[int, int], spec: SceneSpec, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Valid-data masks of both dates: slanted swath edges, slightly different per date."""
+    rows, cols = shape
+    full = np.ones(shape, dtype=bool)
+    if not spec.nodata_border or rng.random() < 0.5:
+        return full, full.copy()
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    side = rng.integers(4)
+    along, across = [(xx, yy), (yy, xx), (xx, rows - 1 - yy), (yy, cols - 1 - xx)][side]
+    width = rng.uniform(0.03, 0.15) * max(rows, cols)
+    slope = rng.uniform(-0.1, 0.1)
+    masks = []
+    for extra in (0.0, rng.uniform(0.0, 4.0)):
+        masks.append(across >= width + extra + slope * (along - along.mean()))
+    return masks[0], masks[1]
+
+
+def random_shift(rng: np.random.Generator, max_px: float) -> tuple[float, float]:
+    """A shift of random direction whose length is uniform in [0, max_px]."""
+    if max_px <= 0:
+        return (0.0, 0.0)
+    length = rng.uniform(0.0, max_px)
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    return (float(length * np.sin(angle)), float(length * np.cos(angle)))
+
+
+def simulate_dataset(
+    outdir: str | Path,
+    *,
+    scenes: int = 4,
+    size: int = 256,
+    seed: int = 0,
+    misregistration: float = 0.0,
+    nodata_border: bool = True,
+    on_scene: Callable[[int], None] | None = None,
+) -> Path:
+    """Write ``scenes`` pairs (seeds ``seed .. seed+scenes-1``) as GeoTIFFs plus ``index.json``.
+
+    Layout: ``OUTDIR/{t1,t2,coherence,boxcar,landcover}/scene_<seed>.tif``; the index is the
+    training-data layout that ``stac-coh train`` reads. ``misregistration`` is the largest
+    shift of t2 in pixels; each scene draws its own from its seed.
+    """
+    if scenes < 1 or size < 16:
+        raise InputError(f"need at least 1 scene of at least 16 px, got {scenes} x {size}.")
+    out = Path(outdir)
+    entries = []
+    for k in range(scenes):
+        scene_seed = seed + k
+        shift = random_shift(np.random.default_rng([scene_seed, 1]), misregistration)
+        spec = SceneSpec(size=size, misregistration=shift, nodata_border=nodata_border)
+        scene = simulate_scene(scene_seed, spec)
+        entries.append(write_scene(scene, out, f"scene_{scene_seed:05d}"))
+        if on_scene is not None:
+            on_scene(k)
+    return write_index(
+        out,
+        [
+            DatasetEntry(
+                id=e["id"],
+                t1=e["t1"],
+                t2=e["t2"],
+                labels={"coherence": e["coherence"], "boxcar": e["boxcar"]},
+                landcover=e["landcover"],
+                extra={"seed": e["seed"], "misregistration": e["misregistration"]},
+            )
+            for e in entries
+        ],
+        description=(
+            f"stac-coh simulated Sentinel-1-like pairs: {scenes} scenes of {size}x{size} px, "
+            f"seeds {seed}..{seed + scenes - 1}, misregistration up to {misregistration} px."
+        ),
+    )
+
+
+def write_scene(scene: SimulatedScene, outdir: Path, name: str) -> dict[str, Any]:
+    """Write one scene's rasters; return their paths relative to ``outdir``."""
+    rasters: dict[str, tuple[npt.NDArray[Any], float, str]] = {
+        "t1": (scene.t1, np.nan, "sigma0 VV linear, earlier date"),
+        "t2": (scene.t2, np.nan, "sigma0 VV linear, later date"),
+        "coherence": (scene.coherence, np.nan, "true coherence"),
+        "boxcar": (scene.boxcar, np.nan, "boxcar coherence from the SLCs"),
+        "landcover": (scene.landcover, 0, "land cover (1 water 2 urban 3 bare 4 forest 5 crops)"),
+    }
+    entry: dict[str, Any] = {
+        "id": name,
+        "seed": scene.seed,
+        "misregistration": list(scene.misregistration),
+    }
+    for kind, (array, nodata, description) in rasters.items():
+        rel = f"{kind}/{name}.tif"
+        write_geotiff(outdir / rel, array, scene.crs, scene.transform, nodata, description)
+        entry[kind] = rel
+    return entry

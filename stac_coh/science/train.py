@@ -1,0 +1,376 @@
+"""Train or fine-tune the ResUNet on input/label rasters with the heteroscedastic loss.
+
+The network's two heads are a mean ``mu`` and a sigmoid ``h`` that the model card's
+:class:`~stac_coh.model.card.UncertaintyHead` maps to a log-variance ``s``. Together they
+define a Gaussian likelihood per pixel, whose negative log is
+``0.5 * (exp(-s) * (y - mu)^2 + s)``. With ``beta > 0`` each pixel's term is weighted by
+the detached predicted variance ``exp(s)^beta`` (beta-NLL, Seitzer et al. 2022), which keeps
+hard pixels from being ignored by the mean; ``beta = 0`` is the plain NLL.
+
+Training draws random patches (dihedral flips, t1/t2 swap: coherence is symmetric in
+time), uses AdamW with warm-up and cosine decay, validates on whole held-out scenes'
+patches, checkpoints (:mod:`stac_coh.science.checkpoint`) and resumes bit-for-bit on the same
+machine and thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from stac_coh.errors import InputError
+from stac_coh.model.card import ModelCard, Provenance, UncertaintyHead
+from stac_coh.model.preprocess import Preprocessing, to_model_input, valid_mask
+from stac_coh.model.resunet import DEPTH_MULTIPLE, ResUNet
+from stac_coh.model.uncertainty import head_to_log_variance
+from stac_coh.science.checkpoint import load_checkpoint, save_checkpoint
+from stac_coh.science.datasets import DatasetEntry, load_pair, read_dataset
+
+__all__ = [
+    "PatchSampler",
+    "TrainConfig",
+    "TrainResult",
+    "gaussian_nll",
+    "predict_image",
+    "train",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (stored in every checkpoint)."""
+
+    data: str
+    """Dataset: folder with index.json, an index.json, or a CSV (see stac_coh.science.datasets)."""
+    out: str
+    """Run folder: checkpoints/, history.jsonl, model.safetensors."""
+    label: str = "coherence"
+    """Label kind to learn (``coherence`` = true coherence of simulated data, ``boxcar``)."""
+    base: int = 32
+    """ResUNet width; 32 is the published architecture, 8 is for tests."""
+    patch: int = 64
+    """Patch edge in pixels (multiple of 16)."""
+    batch: int = 8
+    """Patches per step."""
+    steps: int = 2000
+    """Optimizer steps in total (a resumed run continues up to this)."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    warmup: int = 100
+    """Linear warm-up steps."""
+    beta: float = 0.5
+    """beta-NLL exponent; 0 gives the plain Gaussian NLL."""
+    val_fraction: float = 0.1
+    """Share of scenes held out when the dataset does not fix splits."""
+    val_patches: int = 32
+    """Fixed validation patches."""
+    val_every: int = 200
+    """Validate every this many steps."""
+    checkpoint_every: int = 100
+    """Checkpoint every this many steps."""
+    seed: int = 0
+    """Seeds initialisation, split and patch sampling."""
+    init: str | None = None
+    """Weights to fine-tune from (safetensors, Keras .h5, hf://); None = He init."""
+    device: str = "cpu"
+    """Torch device."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of a finished run."""
+
+    step: int
+    """Last step done."""
+    best_val_rmse: float
+    """Best validation RMSE of the mean (NaN without validation)."""
+    weights: Path
+    """Exported weights (best validation state, or the last without validation)."""
+    history: list[dict[str, float]]
+    """Validation records."""
+
+
+def gaussian_nll(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    mapping: UncertaintyHead,
+    beta: float = 0.0,
+) -> torch.Tensor:
+    """Mean heteroscedastic Gaussian NLL over pixels whose target is finite.
+
+    ``output`` is the network's (N, 2, H, W); ``target`` (N, 1, H, W) with NaN = ignore.
+    """
+    mask = torch.isfinite(target)
+    if not mask.any():
+        return output.sum() * 0.0
+    mu = output[:, :1][mask]
+    s = head_to_log_variance(output[:, 1:2], mapping)[mask]
+    y = target[mask]
+    nll = 0.5 * (torch.exp(-s) * (y - mu) ** 2 + s)
+    if beta:
+        nll = nll * torch.exp(s.detach() * beta)
+    return nll.mean()
+
+
+class PatchSampler:
+    """Scenes in memory as model input + label; draws random, augmented patches."""
+
+    def __init__(
+        self,
+        entries: list[DatasetEntry],
+        label: str,
+        patch: int,
+        preprocessing: Preprocessing | None = None,
+    ) -> None:
+        if patch % DEPTH_MULTIPLE:
+            raise InputError(f"--patch must be a multiple of {DEPTH_MULTIPLE}, got {patch}.")
+        self.patch = patch
+        self.inputs: list[npt.NDArray[np.float32]] = []
+        self.labels: list[npt.NDArray[np.float32]] = []
+        for entry in entries:
+            t1, t2, y = load_pair(entry, label)
+            assert y is not None
+            if min(t1.shape) < patch:
+                raise InputError(f"Scene {entry.id} ({t1.shape}) is smaller than --patch.")
+            y = np.where(valid_mask(t1, t2) & np.isfinite(y), np.clip(y, 0, 1), np.nan)
+            self.inputs.append(to_model_input(t1, t2, preprocessing))
+            self.labels.append(y.astype(np.float32))
+        self.weights = np.array([np.isfinite(y).sum() for y in self.labels], dtype=float)
+        if not self.weights.sum():
+            raise InputError("No valid label pixels in the training scenes.")
+        self.weights /= self.weights.sum()
+
+    def draw(
+        self, rng: np.random.Generator, count: int, augment: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` patches: inputs (N, 2, P, P) and labels (N, 1, P, P) with NaN = ignore."""
+        xs, ys = [], []
+        p = self.patch
+        while len(xs) < count:
+            k = int(rng.choice(len(self.inputs), p=self.weights))
+            rows, cols = self.labels[k].shape
+            r, c = int(rng.integers(rows - p + 1)), int(rng.integers(cols - p + 1))
+            y = self.labels[k][r : r + p, c : c + p]
+            if np.isfinite(y).mean() < 0.5:
+                continue
+            x = self.inputs[k][:, r : r + p, c : c + p]
+            if augment:
+                x, y = _augment(x, y, rng)
+            xs.append(x)
+            ys.append(y[None])
+        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def _augment(
+    x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], rng: np.random.Generator
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Random rotation by 90 degrees, flip and date swap."""
+    turns, flip, swap = int(rng.integers(4)), bool(rng.integers(2)), bool(rng.integers(2))
+    x, y = np.rot90(x, turns, axes=(1, 2)), np.rot90(y, turns)
+    if flip:
+        x, y = x[:, :, ::-1], y[:, ::-1]
+    if swap:
+        x = x[::-1]
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+def split_entries(
+    entries: list[DatasetEntry], fraction: float, seed: int
+) -> tuple[list[DatasetEntry], list[DatasetEntry]]:
+    """Train/val scenes: the dataset's own split when given, else a seeded random share."""
+    if any(e.split for e in entries):
+        val = [e for e in entries if e.split == "val"]
+        return [e for e in entries if e.split != "val"], val
+    if fraction <= 0 or len(entries) < 2:
+        return entries, []
+    order = np.random.default_rng([seed, 7]).permutation(len(entries))
+    n_val = max(1, round(fraction * len(entries)))
+    val_ids = {int(i) for i in order[:n_val]}
+    train = [e for i, e in enumerate(entries) if i not in val_ids]
+    return train, [e for i, e in enumerate(entries) if i in val_ids]
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up then cosine decay to 5 % of the peak."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _build_model(config: TrainConfig) -> ResUNet:
+    """He-initialised ResUNet, or the ``--init`` weights to fine-tune."""
+    torch.manual_seed(config.seed)
+    if config.init is None:
+        return ResUNet(base=config.base)
+    from stac_coh.model.weights import load_weights
+
+    model, _card = load_weights(config.init)
+    return model
+
+
+def _validate(
+    model: ResUNet,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    mapping: UncertaintyHead,
+    device: torch.device,
+) -> dict[str, float]:
+    """Validation NLL and RMSE of the mean on the fixed patches (eval-mode BatchNorm)."""
+    if val is None:
+        return {}
+    model.eval()
+    nll, sq, n = 0.0, 0.0, 0
+    with torch.no_grad():
+        for xb, yb in zip(val[0].split(8), val[1].split(8), strict=True):
+            out = model(xb.to(device))
+            yb = yb.to(device)
+            mask = torch.isfinite(yb)
+            nll += float(gaussian_nll(out, yb, mapping)) * int(mask.sum())
+            sq += float(((out[:, :1] - yb)[mask] ** 2).sum())
+            n += int(mask.sum())
+    model.train()
+    return {"val_nll": nll / max(n, 1), "val_rmse": math.sqrt(sq / max(n, 1))}
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
+    on_validate: Callable[[dict[str, float]], None] | None = None,
+    command: str = "",
+) -> TrainResult:
+    """Run (or resume) training and export the best weights with a model card."""
+    out = Path(config.out)
+    ckpt_dir = out / "checkpoints"
+    entries = read_dataset(config.data)
+    train_entries, val_entries = split_entries(entries, config.val_fraction, config.seed)
+    sampler = PatchSampler(train_entries, config.label, config.patch)
+    val = None
+    if val_entries and config.val_patches > 0:
+        val_sampler = PatchSampler(val_entries, config.label, config.patch)
+        val = val_sampler.draw(np.random.default_rng([config.seed, 11]), config.val_patches)
+    device = torch.device(config.device)
+    model = _build_model(config).to(device).train()
+    config = replace(config, base=model.base)  # --init fixes the width
+    mapping = UncertaintyHead(calibrated=True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    rng = np.random.default_rng(config.seed)
+    step, history, best = 0, [], math.inf
+    if resume and (ckpt_dir / "last.json").exists():
+        ckpt = load_checkpoint(ckpt_dir / "last")
+        model.load_state_dict(ckpt.model_state)
+        optimizer.load_state_dict(ckpt.optimizer_state)
+        torch.set_rng_state(ckpt.torch_rng)
+        rng.bit_generator.state = ckpt.meta["sampler_state"]
+        step, history = int(ckpt.meta["step"]), list(ckpt.meta["history"])
+        best = float(ckpt.meta["best_val_rmse"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * _lr_factor(step, config)
+        x, y = sampler.draw(rng, config.batch)
+        loss = gaussian_nll(model(x.to(device)), y.to(device), mapping, config.beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        if on_step is not None:
+            on_step(step, float(loss.detach()))
+        if val is not None and (step % config.val_every == 0 or step == config.steps):
+            record = {
+                "step": step,
+                "loss": float(loss.detach()),
+                **_validate(model, val, mapping, device),
+            }
+            history.append(record)
+            with (out / "history.jsonl").open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if record["val_rmse"] < best:
+                best = record["val_rmse"]
+                save_checkpoint(ckpt_dir / "best", model, optimizer, {"step": step})
+            if on_validate is not None:
+                on_validate(record)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            meta = {
+                "step": step,
+                "config": asdict(config),
+                "sampler_state": rng.bit_generator.state,
+                "history": history,
+                "best_val_rmse": best,
+            }
+            save_checkpoint(ckpt_dir / "last", model, optimizer, meta)
+    weights = export_run(out, config, command=command)
+    return TrainResult(step, best if history else math.nan, weights, history)
+
+
+def export_run(
+    out: Path,
+    config: TrainConfig,
+    *,
+    command: str = "",
+    dtype: torch.dtype = torch.float32,
+    path: Path | None = None,
+    card: ModelCard | None = None,
+) -> Path:
+    """Save the run's best (else last) state as weights with a model card."""
+    from stac_coh.model.weights import save_weights
+
+    ckpt_dir = out / "checkpoints"
+    stem = ckpt_dir / ("best" if (ckpt_dir / "best.json").exists() else "last")
+    model = ResUNet(base=config.base)
+    model.load_state_dict(load_checkpoint(stem).model_state)
+    card = card or default_card(config, command)
+    return save_weights(model.eval(), card, path or out / "model.safetensors", dtype=dtype)
+
+
+def default_card(config: TrainConfig, command: str) -> ModelCard:
+    """The card of weights trained by ``stac-coh train``."""
+    trained_on = f"{config.data} (label: {config.label})"
+    if config.init:
+        trained_on += f", fine-tuned from {config.init}"
+    return ModelCard(
+        name=f"stac-coh-trained-{Path(config.out).name}",
+        uncertainty=UncertaintyHead(calibrated=True),
+        provenance=Provenance(
+            source="stac-coh train",
+            trained_on=trained_on,
+            command=command or f"stac-coh train (config: {json.dumps(asdict(config))})",
+        ),
+    )
+
+
+def predict_image(
+    model: ResUNet,
+    t1: npt.ArrayLike,
+    t2: npt.ArrayLike,
+    preprocessing: Preprocessing | None = None,
+) -> npt.NDArray[np.float32]:
+    """Whole-image forward pass (reflect-padded to a multiple of 16): (2, H, W), NaN = nodata.
+
+    For small images (tests, validation, benchmarks); scenes go through ``stac_coh.infer.engine``.
+    """
+    a, b = np.asarray(t1, np.float32), np.asarray(t2, np.float32)
+    x = to_model_input(a, b, preprocessing)
+    rows, cols = x.shape[1:]
+    pad_r, pad_c = (-rows) % DEPTH_MULTIPLE, (-cols) % DEPTH_MULTIPLE
+    x = np.pad(x, ((0, 0), (0, pad_r), (0, pad_c)), mode="reflect")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = model.eval()(torch.from_numpy(x)[None].to(device))[0, :, :rows, :cols]
+    result = out.cpu().numpy().astype(np.float32)
+    result[:, ~valid_mask(a, b)] = np.nan
+    return result

@@ -1,0 +1,1 @@
+"""Search stage: STAC queries, sources, acquisitions, pairing and the manifest."""

@@ -1,0 +1,85 @@
+"""Search a source, pair what it returns, and write it all down as a manifest."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from stac_coh import __version__
+from stac_coh.errors import NoPairsError, SearchError, StacCohWarning
+from stac_coh.search.manifest import Manifest
+from stac_coh.search.pairing import find_pairs, format_rejections
+from stac_coh.search.query import SearchQuery
+from stac_coh.search.sources import Source
+
+__all__ = ["SearchQuery", "SearchResult", "search_pairs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A manifest of valid pairs and the account of everything rejected."""
+
+    manifest: Manifest
+    """Pairs, their items (unsigned) and the source to read them from."""
+    rejected_counts: dict[str, int]
+    """Reason code (see :data:`stac_coh.search.pairing.REASONS`) -> count."""
+    n_items: int
+    """Items the search returned."""
+    query: SearchQuery
+    """The query searched."""
+    truncated: bool = False
+    """The search stopped at ``max_items``: more items (and pairs) may exist."""
+
+    @property
+    def summary(self) -> str:
+        """The one-line account of rejected combinations."""
+        return format_rejections(self.rejected_counts, self.query)
+
+
+def search_pairs(source: Source, query: SearchQuery) -> SearchResult:
+    """Find every valid pair for ``query`` in ``source``.
+
+    Raises:
+        SearchError: the search found no items.
+        NoPairsError: items were found but no combination satisfies the pairing rules;
+            the message gives the count per reason.
+        SourceUnreachableError: the API could not be reached.
+    """
+    items = source.search(query)
+    spec = source.spec
+    where = f"{spec.collection or 'the catalog'} at {spec.url}"
+    if not items:
+        raise SearchError(
+            f"No items in {where} intersect the area between {query.start:%Y-%m-%d} and "
+            f"{query.end:%Y-%m-%d}; widen the dates or the area, or check --collection."
+        )
+    truncated = len(items) >= query.max_items
+    if truncated:
+        warnings.warn(
+            f"The search stopped at --limit {query.max_items} items; pairs with items beyond "
+            "it are missing. Raise --limit or narrow the dates.",
+            StacCohWarning,
+            stacklevel=2,
+        )
+    result = find_pairs(items, query)
+    if not result.pairs:
+        raise NoPairsError(
+            f"{len(items)} items in {where} ({len(result.passes)} acquisitions), but no valid "
+            f"pair. {format_rejections(result.rejected, query)} Try other --baselines, a "
+            "lower --min-coverage or a longer date range."
+        )
+    used = {item_id for p in result.pairs for item_id in p.item_ids}
+    manifest = Manifest(
+        source=spec,
+        query=query.to_dict(),
+        pairs=result.pairs,
+        items={str(it["id"]): it for it in items if it.get("id") in used},
+        created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        software=f"stac-coh {__version__}",
+    )
+    log.info("%d items -> %d pairs from %s", len(items), len(result.pairs), where)
+    return SearchResult(manifest, result.rejected, len(items), query, truncated)

@@ -1,0 +1,335 @@
+"""The manifest: the plain JSON contract between search and every worker.
+
+A manifest names the query that produced it, the source to read from, every STAC item it
+uses (by canonical, unsigned href, with the item JSON embedded so a worker never has to
+search again) and the pairs to process, each with the grid to process it on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stac_coh.grid import OutputGrid
+
+__all__ = [
+    "MANIFEST_SCHEMA_VERSION",
+    "Acquisition",
+    "Manifest",
+    "Pair",
+    "SourceSpec",
+    "pair_id",
+    "read_manifest",
+    "write_manifest",
+]
+
+MANIFEST_SCHEMA_VERSION = "stac-coh/manifest/1"
+"""Bumped whenever a reader of an older manifest would misread a newer one."""
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """All slices of one datatake on one date that touch the area: one image to read."""
+
+    platform: str
+    """Lower-case platform, e.g. ``sentinel-1a``."""
+    datetime: datetime
+    """Start of the acquisition (earliest slice's nominal datetime), timezone-aware UTC."""
+    item_ids: tuple[str, ...]
+    """STAC item ids of the slices, in along-track order."""
+    relative_orbit: int
+    """``sat:relative_orbit``."""
+    orbit_state: str
+    """``ascending`` or ``descending``."""
+    instrument_mode: str
+    """``IW``, ``EW``, ..."""
+    absolute_orbit: int | None = None
+    """``sat:absolute_orbit`` when the items carry it."""
+    datatake_id: str | None = None
+    """``s1:datatake_id`` when the items carry it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest's JSON form."""
+        return {
+            "platform": self.platform,
+            "datetime": _iso(self.datetime),
+            "item_ids": list(self.item_ids),
+            "relative_orbit": self.relative_orbit,
+            "orbit_state": self.orbit_state,
+            "instrument_mode": self.instrument_mode,
+            "absolute_orbit": self.absolute_orbit,
+            "datatake_id": self.datatake_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Acquisition:
+        """Parse the manifest's JSON form."""
+        return cls(
+            platform=data["platform"],
+            datetime=datetime.fromisoformat(data["datetime"]),
+            item_ids=tuple(data["item_ids"]),
+            relative_orbit=int(data["relative_orbit"]),
+            orbit_state=data["orbit_state"],
+            instrument_mode=data["instrument_mode"],
+            absolute_orbit=data.get("absolute_orbit"),
+            datatake_id=data.get("datatake_id"),
+        )
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two acquisitions of one track to turn into one coherence map."""
+
+    id: str
+    """Deterministic id (see :func:`pair_id`): a re-run finds its earlier output."""
+    reference: Acquisition
+    """The earlier acquisition (model channel t1)."""
+    secondary: Acquisition
+    """The later acquisition (model channel t2)."""
+    polarization: str
+    """Polarisation to read, e.g. ``VV``."""
+    baseline_days: float
+    """Temporal baseline, secondary minus reference, in days."""
+    aoi: dict[str, Any]
+    """GeoJSON geometry (EPSG:4326) of the area to process."""
+    grid: OutputGrid
+    """Where output pixels lie."""
+    coverage: float = 1.0
+    """Share of the imaged part of the area that both acquisitions cover:
+    area(aoi ∩ ref ∩ sec) / area(aoi ∩ (ref ∪ sec)) (see ``stac_coh.search.pairing``)."""
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """Distinct platforms of the two acquisitions, sorted."""
+        return tuple(sorted({self.reference.platform, self.secondary.platform}))
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """Every item the pair reads."""
+        return self.reference.item_ids + self.secondary.item_ids
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest's JSON form."""
+        return {
+            "id": self.id,
+            "reference": self.reference.to_dict(),
+            "secondary": self.secondary.to_dict(),
+            "polarization": self.polarization,
+            "baseline_days": self.baseline_days,
+            "aoi": self.aoi,
+            "grid": self.grid.to_dict(),
+            "coverage": self.coverage,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pair:
+        """Parse the manifest's JSON form."""
+        return cls(
+            id=data["id"],
+            reference=Acquisition.from_dict(data["reference"]),
+            secondary=Acquisition.from_dict(data["secondary"]),
+            polarization=data["polarization"],
+            baseline_days=float(data["baseline_days"]),
+            aoi=data["aoi"],
+            grid=OutputGrid.from_dict(data["grid"]),
+            coverage=float(data.get("coverage", 1.0)),
+        )
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where the items came from and how to read their assets; never holds a secret."""
+
+    kind: str
+    """``planetary-computer``, ``earth-search``, ``stac-api`` or ``local``."""
+    url: str
+    """API root URL or local catalog path."""
+    collection: str
+    """Collection searched."""
+    asset_keys: dict[str, str] = field(default_factory=dict)
+    """Polarisation (upper case) -> asset key, e.g. ``{"VV": "vv"}``."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Per-source reading options (e.g. ``{"requester_pays": true}``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest's JSON form."""
+        return {
+            "kind": self.kind,
+            "url": self.url,
+            "collection": self.collection,
+            "asset_keys": dict(self.asset_keys),
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
+        """Parse the manifest's JSON form."""
+        return cls(
+            kind=data["kind"],
+            url=data["url"],
+            collection=data["collection"],
+            asset_keys=dict(data.get("asset_keys", {})),
+            options=dict(data.get("options", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A versioned list of pairs plus everything needed to process them anywhere."""
+
+    source: SourceSpec
+    """Where to read the items' assets."""
+    query: dict[str, Any]
+    """The search that produced the pairs (bbox/aoi, dates, filters), for provenance."""
+    pairs: tuple[Pair, ...]
+    """Pairs to process; a worker takes a slice of them by index."""
+    items: dict[str, dict[str, Any]]
+    """Item id -> STAC item JSON with unsigned hrefs (what the loader reads)."""
+    created: str = ""
+    """RFC 3339 creation time."""
+    software: str = ""
+    """``stac-coh <version>`` that wrote it."""
+    schema_version: str = MANIFEST_SCHEMA_VERSION
+    """Contract version; see :data:`MANIFEST_SCHEMA_VERSION`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {
+            "schema_version": self.schema_version,
+            "created": self.created,
+            "software": self.software,
+            "query": self.query,
+            "source": self.source.to_dict(),
+            "pairs": [p.to_dict() for p in self.pairs],
+            "items": self.items,
+        }
+
+    def to_json(self) -> str:
+        """Serialise with stable key order (diff-friendly)."""
+        return json.dumps(self.to_dict(), indent=1, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Parse and check the version of a manifest's JSON form."""
+        version = data.get("schema_version")
+        if version != MANIFEST_SCHEMA_VERSION:
+            from stac_coh.errors import InputError
+
+            raise InputError(
+                f"Manifest schema_version is {version!r}, this stac-coh reads "
+                f"{MANIFEST_SCHEMA_VERSION!r}; regenerate it with `stac-coh search --json`."
+            )
+        return cls(
+            source=SourceSpec.from_dict(data["source"]),
+            query=data.get("query", {}),
+            pairs=tuple(Pair.from_dict(p) for p in data["pairs"]),
+            items=data.get("items", {}),
+            created=data.get("created", ""),
+            software=data.get("software", ""),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """Parse a manifest from JSON text."""
+        return cls.from_dict(json.loads(text))
+
+
+def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
+    """Read a manifest from a local path or an ``s3://bucket/key`` URI.
+
+    ``s3_client`` defaults to ``boto3.client("s3")`` (standard AWS environment).
+    """
+    from stac_coh.errors import InputError
+
+    text = str(uri)
+    try:
+        if text.startswith("s3://"):
+            bucket, key = _split_s3(text)
+            client = s3_client or _s3_client()
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        else:
+            body = Path(text).read_text()
+        return Manifest.from_json(body)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"Cannot read the manifest {text}: {exc}. Write one with "
+            "`stac-coh search ... --json FILE`."
+        ) from None
+    except Exception as exc:  # botocore ClientError and friends
+        raise InputError(f"Cannot read the manifest {text}: {exc}.") from None
+
+
+def write_manifest(manifest: Manifest, uri: str | Path, *, s3_client: Any = None) -> str:
+    """Write a manifest to a local path (parents created) or ``s3://bucket/key``; return it."""
+    text = str(uri)
+    body = manifest.to_json()
+    if text.startswith("s3://"):
+        bucket, key = _split_s3(text)
+        client = s3_client or _s3_client()
+        client.put_object(
+            Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json"
+        )
+        return text
+    path = Path(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(body)
+    tmp.replace(path)  # a reader never sees half a manifest
+    return text
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    from stac_coh.errors import InputError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise InputError(f"{uri!r} is not an s3://BUCKET/KEY URI.")
+    return bucket, key
+
+
+def _s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS environment."""
+    import boto3
+
+    return boto3.client("s3")
+
+
+def pair_id(
+    reference: Acquisition,
+    secondary: Acquisition,
+    polarization: str,
+    grid: OutputGrid,
+) -> str:
+    """Deterministic pair id: platforms, track, both dates, polarisation, grid hash.
+
+    Example: ``S1A-S1C_R165D_20260417_20260429_VV_3f9c2a1b``.
+    """
+    platforms = "-".join(
+        sorted({_platform_code(reference.platform), _platform_code(secondary.platform)})
+    )
+    track = f"R{reference.relative_orbit:03d}{reference.orbit_state[:1].upper()}"
+    dates = f"{reference.datetime:%Y%m%d}_{secondary.datetime:%Y%m%d}"
+    digest = hashlib.sha256(
+        json.dumps(
+            [grid.crs, [round(v, 6) for v in grid.transform], grid.width, grid.height],
+        ).encode()
+    ).hexdigest()[:8]
+    return f"{platforms}_{track}_{dates}_{polarization.upper()}_{digest}"
+
+
+def _platform_code(platform: str) -> str:
+    """``sentinel-1a`` -> ``S1A``."""
+    p = platform.lower()
+    return "S1" + p[-1].upper() if p.startswith("sentinel-1") and len(p) > 10 else p.upper()
+
+
+def _iso(value: datetime) -> str:
+    """RFC 3339 with a ``Z`` for UTC."""
+    return value.isoformat().replace("+00:00", "Z")

@@ -28,8 +28,8 @@ from stac_coh.io.signing import PlanetaryComputerSigner
 from stac_coh.load.stac_pair import open_pair_reader
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec
 from stac_coh.search.pairing import find_pairs
+from stac_coh.search.profiles import read_gdal_options
 from stac_coh.search.query import SearchQuery
-from stac_coh.search.sources import read_gdal_options
 from tests.cog_server import CogServer
 from tests.pc_token_server import TokenServer, pc_sdk_pointed_at
 from tests.stac_data import (

@@ -40,7 +40,7 @@ from stac_coh.load.grd.geocode import GridWindow
 from stac_coh.load.grd.reader import GrdPairReader
 from stac_coh.load.stac_pair import open_pair_reader
 from stac_coh.search.manifest import Acquisition, Pair, SourceSpec
-from stac_coh.search.sources import read_gdal_options
+from stac_coh.search.profiles import read_gdal_options
 from tests import grd_synth as synth
 from tests.services import MotoServer
 

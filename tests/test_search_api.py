@@ -8,10 +8,11 @@ import pytest
 
 from stac_coh.errors import InputError, NoPairsError, SourceUnreachableError
 from stac_coh.io.http import make_session
+from stac_coh.search.api_source import StacApiSource
 from stac_coh.search.find import search_pairs
 from stac_coh.search.manifest import SourceSpec
 from stac_coh.search.query import SearchQuery
-from stac_coh.search.sources import StacApiSource, open_source
+from stac_coh.search.sources import open_source
 from tests.stac_data import ES_GRD, VALID_PAIRS, collection, items, rtc_items
 
 pytestmark = pytest.mark.integration

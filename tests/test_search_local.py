@@ -9,6 +9,7 @@ import pytest
 
 from stac_coh.errors import InputError, NoPairsError, SearchError
 from stac_coh.search.find import search_pairs
+from stac_coh.search.local_source import LocalSource
 from stac_coh.search.manifest import (
     MANIFEST_SCHEMA_VERSION,
     Manifest,
@@ -16,7 +17,7 @@ from stac_coh.search.manifest import (
     write_manifest,
 )
 from stac_coh.search.query import SearchQuery
-from stac_coh.search.sources import LocalSource, open_source
+from stac_coh.search.sources import open_source
 from tests.stac_data import ES_GRD, PC_GRD, STAC, VALID_PAIRS, items, rtc_items
 
 WORLD = (-180.0, -90.0, 180.0, 90.0)

@@ -23,12 +23,13 @@ import stac_coh.model.weight_sources as weight_sources
 from stac_coh.cli import app
 from stac_coh.errors import WeightsError
 from stac_coh.model.card import ModelCard, Provenance, Tiling
-from stac_coh.model.resunet import ResUNet, load_model, model_card_of
+from stac_coh.model.resunet import ResUNet, model_card_of
 from stac_coh.model.weights import (
     CARD_METADATA_KEY,
     card_path,
     describe_weights,
     import_keras,
+    load_model,
     load_weights,
     model_tensors,
     save_weights,

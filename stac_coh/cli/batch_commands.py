@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from stac_coh.cli._search_options import SearchOptions, search_options
+from stac_coh.cli._text import prose
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
@@ -17,21 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def _prose(text: str) -> str:
-    """Join the lines of each paragraph so the terminal wraps them; keep indented lines."""
-    out: list[str] = []
-    for line in text.strip().splitlines():
-        joinable = out and out[-1] and line and not line.startswith(" ")
-        if joinable and not out[-1].startswith(" "):
-            out[-1] += " " + line
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n"
-
-
 _STACK = "the CloudFormation stack of infra/stac-coh.yaml (see batch/README.md)"
 
-_SUBMIT_HELP = _prose(f"""
+_SUBMIT_HELP = prose(f"""
 Search pairs (or read a manifest) and run them on AWS Batch GPUs, then finalize the catalog.
 
 Takes the same search options as `stac-coh search` (or --manifest FILE from
@@ -61,7 +50,7 @@ Examples:
   stac-coh submit --manifest pairs.json --out s3://my-coherence/bengaluru --pairs-per-job 4
 """)
 
-_STATUS_HELP = _prose("""
+_STATUS_HELP = prose("""
 Show a submitted run: children by state, the finalize job, failed children.
 
 RUN_ID is what `stac-coh submit` printed; --out is the same s3:// URI. A failed child shows

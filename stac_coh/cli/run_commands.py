@@ -151,7 +151,7 @@ def run_manifest(
     """
     from stac_coh.io.storage import open_store
     from stac_coh.pipeline.runner import PairProcessor
-    from stac_coh.search.sources import read_gdal_options
+    from stac_coh.search.profiles import read_gdal_options
     from stac_coh.settings import get_settings
 
     settings = get_settings()

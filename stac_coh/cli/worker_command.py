@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from stac_coh.cli._process_options import ProcessingChoices, process_options
-from stac_coh.cli.batch_commands import _prose
+from stac_coh.cli._text import prose
 from stac_coh.constants import (
     ARRAY_INDEX_ENV,
     ENV_INDEX_OFFSET,
@@ -27,7 +27,7 @@ ENV_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 ENV_STAC_API = "STAC_COH_STAC_API"
 _SECRET_NAMES = ("SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 
-_WORKER_HELP = _prose("""
+_WORKER_HELP = prose("""
 Container entrypoint on AWS Batch (the image runs `stac-coh worker process|finalize`).
 
 `stac-coh submit` sets everything through the environment; the options override it for
@@ -48,7 +48,7 @@ Examples:
   stac-coh worker finalize --out s3://b/coh --run-id r1
 """)
 
-_PROCESS_HELP = _prose("""
+_PROCESS_HELP = prose("""
 Process this array child's pairs of the manifest, recording each outcome.
 
 Child c = STAC_COH_INDEX_OFFSET + AWS_BATCH_JOB_ARRAY_INDEX (absent: 0) takes pairs
@@ -67,7 +67,7 @@ Examples:
       --out s3://b/coh --run-id r1 --pairs-per-job 4 --array-index 2
 """)
 
-_FINALIZE_HELP = _prose("""
+_FINALIZE_HELP = prose("""
 Finalize a run: rebuild the collection from its items, write the run report, push.
 
 The report OUT/reports/RUN_ID.json gathers the outcomes the workers recorded; with the
@@ -193,7 +193,7 @@ def _process(
     from stac_coh.batch.worker import gdal_overrides, load_manifest, process_share
     from stac_coh.io.storage import open_store
     from stac_coh.pipeline.runner import PairProcessor
-    from stac_coh.search.sources import read_gdal_options
+    from stac_coh.search.profiles import read_gdal_options
     from stac_coh.settings import get_settings
 
     log = logging.getLogger("stac_coh.worker")

@@ -35,7 +35,7 @@ from stac_coh.io.gdal_env import gdal_env
 from stac_coh.io.signing import HrefSigner, strip_query
 from stac_coh.load.grd.reader import open_grd_pair_reader
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec
-from stac_coh.search.sources import asset_key, is_radar_geometry, make_signer, read_gdal_options
+from stac_coh.search.profiles import asset_key, is_radar_geometry, make_signer, read_gdal_options
 
 __all__ = ["LOADERS", "READERS", "LoaderName", "StacPairReader", "open_pair_reader"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from os import PathLike
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,7 +29,6 @@ __all__ = [
     "ResUNet",
     "ResidualBlock",
     "UpConv",
-    "load_model",
     "model_card_of",
 ]
 
@@ -169,22 +167,6 @@ def _keras_he_normal_(weight: torch.Tensor) -> None:
     # 0.8796... is the standard deviation of a unit normal truncated to [-2, 2].
     std = math.sqrt(2.0 / fan_in) / 0.87962566103423978
     nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
-
-
-def load_model(
-    path: str | PathLike[str] | None = None,
-    *,
-    device: str | torch.device = "cpu",
-) -> ResUNet:
-    """Load weights (our safetensors file, a Keras ``.h5`` or ``hf://owner/repo``) in eval mode.
-
-    ``None`` loads the weights bundled with the package (trained on simulated data; see
-    their model card).
-    """
-    from stac_coh.model.weights import load_weights
-
-    model, _card = load_weights(path)
-    return model.to(device).eval()
 
 
 def model_card_of(model: nn.Module) -> ModelCard | None:

@@ -62,6 +62,7 @@ __all__ = [
     "describe_weights",
     "detect_format",
     "import_keras",
+    "load_model",
     "load_weights",
     "model_tensors",
     "parse_hf_uri",
@@ -344,3 +345,17 @@ def _fill(model: ResUNet, tensors: Mapping[str, torch.Tensor], path: Path) -> No
                     f"expected {tuple(target.shape)} (floating point)."
                 )
             target.copy_(tensor.to(torch.float32))
+
+
+def load_model(
+    path: str | PathLike[str] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+) -> ResUNet:
+    """Load weights (our safetensors file, a Keras ``.h5`` or ``hf://owner/repo``) in eval mode.
+
+    ``None`` loads the weights bundled with the package (trained on simulated data; see
+    their model card).
+    """
+    model, _card = load_weights(path)
+    return model.to(device).eval()

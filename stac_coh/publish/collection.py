@@ -38,7 +38,6 @@ __all__ = [
     "collection_key",
     "is_item_key",
     "item_key",
-    "item_links",
     "rebuild_collection",
     "set_self_link",
 ]
@@ -232,11 +231,6 @@ def rebuild_collection(
         rebuilt["extent"]["temporal"]["interval"] = [[_iso_now(), None]]
         rebuilt["renders"] = _renders({"assets": {}})
     return rebuilt
-
-
-def item_links(collection: Mapping[str, Any]) -> list[str]:
-    """Hrefs of the collection's item links, in order."""
-    return [link["href"] for link in collection.get("links", []) if link.get("rel") == "item"]
 
 
 def _link(rel: str, href: str, media_type: str, title: str | None = None) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from stac_coh.load.grd.assets import GrdAssets, XmlFetcher, grd_assets, make_xml
 from stac_coh.load.grd.calibrate import SIGMA0_FLOOR, sigma0_window
 from stac_coh.load.grd.geocode import GcpGeocoder, GridWindow
 from stac_coh.search.manifest import Pair, SourceSpec
-from stac_coh.search.sources import asset_key
+from stac_coh.search.profiles import asset_key
 
 __all__ = [
     "GrdAcquisitionReader",

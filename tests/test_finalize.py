@@ -16,15 +16,12 @@ from typer.testing import CliRunner
 from stac_coh.cli import app
 from stac_coh.errors import InputError
 from stac_coh.io.storage import Store, open_store
+from stac_coh.pipeline.records import record_outcome
+from stac_coh.pipeline.report import RUN_REPORT_FORMAT, run_report
+from stac_coh.pipeline.run import finish_run
+from stac_coh.pipeline.runner import PairOutcome
 from stac_coh.publish.collection import collection_key
-from stac_coh.publish.finalize import (
-    RUN_REPORT_FORMAT,
-    failure_entry,
-    finalize,
-    record_outcome,
-    report_entry,
-    run_report,
-)
+from stac_coh.publish.finalize import finalize
 from stac_coh.publish.pair import PublishResult, publish_pair
 from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
 from tests.stac_validation import assert_valid
@@ -60,6 +57,17 @@ def publish_unregistered(store: Store, tmp_path: Path, n: int = 3) -> list[Publi
             )
         )
     return results
+
+
+def entry(result: PublishResult, seconds: float = 0.0) -> dict[str, Any]:
+    """The run-report entry a run records for a published pair."""
+    outcome = PairOutcome(result.pair_id, result.status, seconds, f"{COLLECTION}/x.json")
+    return outcome.to_entry()
+
+
+def failure(pair_id: str, error: str) -> dict[str, Any]:
+    """The run-report entry of a failed pair."""
+    return PairOutcome(pair_id, "failed", 0.0, error=error).to_entry()
 
 
 def load(store: Store, key: str) -> dict[str, Any]:
@@ -121,23 +129,23 @@ def test_finalize_of_an_empty_store_gives_a_valid_empty_collection(tmp_path: Pat
 
 def test_finalize_writes_the_run_report(store: Store, tmp_path: Path) -> None:
     results = publish_unregistered(store, tmp_path, n=2)
-    entries = [report_entry(r, seconds=1.5) for r in results]
-    entries.append(failure_entry("S1A_R051D_X", RuntimeError("corrupt raster x.tif")))
+    entries = [entry(r, seconds=1.5) for r in results]
+    entries.append(failure("S1A_R051D_X", "RuntimeError: corrupt raster x.tif"))
     report = run_report("run-42", entries)
     assert report["counts"] == {"published": 2, "skipped": 0, "failed": 1}
-    result = finalize(store, report=report)
-    assert result.report_href == store.href_for("reports/run-42.json")
+    end = finish_run(store, report=report)
+    assert end.report_href == store.href_for("reports/run-42.json")
     stored = load(store, "reports/run-42.json")
     assert stored["format"] == RUN_REPORT_FORMAT
     assert stored["catalog"]["items"] == 2
     assert stored["catalog"]["collection_id"] == COLLECTION
-    assert stored["pairs"][2] == {
-        "pair_id": "S1A_R051D_X",
-        "status": "failed",
-        "error": "RuntimeError: corrupt raster x.tif",
-    }
+    # relative to the report, so the catalog can move and no machine path leaks
+    assert stored["catalog"]["collection_href"] == f"../{COLLECTION}/collection.json"
+    failed = next(p for p in stored["pairs"] if p["pair_id"] == "S1A_R051D_X")
+    assert failed["status"] == "failed"
+    assert failed["error"] == "RuntimeError: corrupt raster x.tif"
     with pytest.raises(InputError):
-        finalize(store, report={"run_id": "../escape"})
+        finish_run(store, report={"run_id": "../escape"})
 
 
 def test_cli_finalize_rebuilds_and_prints_json(tmp_path: Path) -> None:
@@ -186,8 +194,8 @@ def test_finalize_gathers_outcomes_recorded_by_workers(tmp_path: Path) -> None:
     store = open_store(tmp_path / "catalog")
     results = publish_unregistered(store, tmp_path, n=2)
     for r in results:
-        record_outcome(store, "batch-7", report_entry(r))
-    record_outcome(store, "batch-7", failure_entry("S1A_BAD", "RasterReadError: x"))
+        record_outcome(store, "batch-7", entry(r))
+    record_outcome(store, "batch-7", failure("S1A_BAD", "RasterReadError: x"))
     answer = CliRunner().invoke(app, ["finalize", str(tmp_path / "catalog"), "--run-id", "batch-7"])
     assert answer.exit_code == 0, answer.output
     stored = load(store, "reports/batch-7.json")

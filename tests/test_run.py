@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pystac
 import pytest
 import rasterio
-import uvicorn
 
-from stac_coh.publish.serve import make_app
+from tests.held_server import holding_server, scratch_left, wait_until
 from tests.run_scene import RunScene, build_scene, stac_coh
-from tests.services import free_port
 
 COLLECTION = "sentinel-1-coherence"
 
@@ -149,90 +143,55 @@ def test_run_manifest_by_index(scene: RunScene, tmp_path: Path):
     assert bad.returncode == 2 and "out of range" in bad.stderr
 
 
-class _Slow:
-    """ASGI middleware delaying every request: a slow remote store."""
-
-    def __init__(self, app, delay: float) -> None:
-        self.app, self.delay = app, delay
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            await asyncio.sleep(self.delay)
-        await self.app(scope, receive, send)
-
-
-@contextlib.contextmanager
-def slow_server(root: Path, delay: float = 0.3) -> Iterator[str]:
-    """Serve ``root`` over HTTP with Range support (stac-coh's own server), slowly."""
-    config = uvicorn.Config(
-        _Slow(make_app(root), delay),
-        host="127.0.0.1",
-        port=free_port(),
-        log_level="error",
-        ws="none",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{config.port}"
-    try:
-        while not server.started:
-            time.sleep(0.05)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def test_ctrl_c_after_first_pair_then_rerun_continues(scene: RunScene, tmp_path: Path):
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    remote = tmp_path / "remote"
-    remote.mkdir()
-    with slow_server(remote) as url:
-        for item_id, item in scene.items.items():
-            item = json.loads(json.dumps(item))
-            if item_id.endswith("_d24"):  # only the second pair reads these: make it slow
-                src = Path(item["assets"]["vv"]["href"])
-                (remote / src.name).write_bytes(src.read_bytes())
-                item["assets"]["vv"]["href"] = f"{url}/{src.name}"
-            (catalog / f"{item_id}.json").write_text(json.dumps(item))
-        out = tmp_path / "out"
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stop_signal_in_the_second_pair_then_rerun_continues(
+    scene: RunScene, tmp_path: Path, stop: signal.Signals
+):
+    """Ctrl-C and SIGTERM alike: the pair is interrupted and cleaned up, a re-run continues."""
+    catalog, remote, out, tmp = (tmp_path / d for d in ("catalog", "remote", "out", "tmp"))
+    for folder in (catalog, remote, tmp):
+        folder.mkdir()
+    remote_names = set()
+    for item_id, item in scene.items.items():
+        item = json.loads(json.dumps(item))
+        if item_id.endswith("_d24"):  # only the second pair reads these: serve them remotely
+            src = Path(item["assets"]["vv"]["href"])
+            (remote / src.name).write_bytes(src.read_bytes())
+            remote_names.add(f"/{src.name}")
+        (catalog / f"{item_id}.json").write_text(json.dumps(item))
+    with holding_server(remote, lambda scope: scope["path"] in remote_names) as (url, hold):
+        for path in catalog.glob("*_d24.json"):
+            item = json.loads(path.read_text())
+            name = Path(item["assets"]["vv"]["href"]).name
+            item["assets"]["vv"]["href"] = f"{url}/{name}"
+            path.write_text(json.dumps(item))
         args = [a if a != str(scene.catalog) else str(catalog) for a in scene.search_args()]
-        cmd = [
-            sys.executable,
-            "-m",
-            "stac_coh",
-            "search-and-run",
-            *args,
-            "--out",
-            str(out),
-            "--weights",
-            str(scene.weights),
-        ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while not items_in(out) if out.exists() else True:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "first pair never published"
-            time.sleep(0.05)
-        time.sleep(1.0)  # let the first pair finish and the slow second one start
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-        assert proc.returncode == 130, stdout + stderr
+        cmd = [sys.executable, "-m", "stac_coh", "search-and-run", *args, "--out", str(out)]
+        cmd += ["--weights", str(scene.weights)]
+        env = {**os.environ, "TMPDIR": str(tmp)}
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        # The first pair is published and the second one is reading its inputs when we stop.
+        assert wait_until(lambda: hold.arrived.is_set() or proc.poll() is not None, 300)
+        assert proc.poll() is None, proc.communicate()
+        assert len(items_in(out)) == 1
+        proc.send_signal(stop)
+        hold.release.set()
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 128 + stop, stdout + stderr
         assert "Interrupted" in stdout
         first = items_in(out)
         assert len(first) == 1
         report = latest_report(out)
         assert report.get("interrupted") is True
-        assert [p["status"] for p in report["pairs"]] == ["published", "interrupted"]
-        leftovers = [p for p in (out / COLLECTION).rglob("*") if p.suffix in {".tmp", ".lock"}]
-        assert not [p for p in leftovers if p.is_file() and p.stat().st_size and ".json" in p.name]
+        assert sorted(p["status"] for p in report["pairs"]) == ["interrupted", "published"]
+        assert scratch_left(out, tmp) == []
 
         again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stdout + again.stderr
-        statuses = [p["status"] for p in latest_report(out)["pairs"]]
-        assert statuses == ["skipped", "published"]
+        statuses = sorted(p["status"] for p in latest_report(out)["pairs"])
+        assert statuses == ["published", "skipped"]
         assert len(items_in(out)) == 2
         np.testing.assert_equal(
             items_in(out)[next(iter(first))]["properties"], next(iter(first.values()))["properties"]

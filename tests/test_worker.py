@@ -28,7 +28,6 @@ from typer.testing import CliRunner
 
 from stac_coh.batch import BatchTargets, RunRecord, SubmittedJob, run_key
 from stac_coh.batch.logs import configure_json_logging, log_event, sanitize
-from stac_coh.batch.outcomes import read_failed_pairs, record_pair
 from stac_coh.batch.worker import (
     EXIT_BAD_INPUT,
     EXIT_BUG,
@@ -42,9 +41,9 @@ from stac_coh.cli import app
 from stac_coh.errors import InputError, StorageError, TransientReadError
 from stac_coh.io.stac_io import StoreStacIO
 from stac_coh.io.storage import Store, open_store
+from stac_coh.pipeline.records import outcome_key, read_failed_pairs, record_outcome
 from stac_coh.pipeline.runner import PairOutcome
 from stac_coh.publish.collection import collection_key, is_item_key, item_key
-from stac_coh.publish.finalize import outcome_key
 from stac_coh.search.manifest import Manifest, SourceSpec, write_manifest
 from stac_coh.search.pairing import find_pairs
 from stac_coh.search.query import SearchQuery
@@ -445,10 +444,12 @@ def test_gdal_overrides_come_from_the_environment() -> None:
 
 def test_skipped_on_retry_keeps_the_published_outcome(tmp_path: Path) -> None:
     store = open_store(tmp_path / "out")
-    record_pair(store, "r1", {"pair_id": "p", "status": "failed", "error": "x", "transient": True})
+    record_outcome(
+        store, "r1", {"pair_id": "p", "status": "failed", "error": "x", "transient": True}
+    )
     assert read_failed_pairs(store, "r1")[1] == 1
-    record_pair(store, "r1", {"pair_id": "p", "status": "published"})
-    record_pair(store, "r1", {"pair_id": "p", "status": "skipped"})
+    record_outcome(store, "r1", {"pair_id": "p", "status": "published"})
+    record_outcome(store, "r1", {"pair_id": "p", "status": "skipped"})
     assert json.loads(store.get(outcome_key("r1", "p")).data)["status"] == "published"
     assert read_failed_pairs(store, "r1") == ([], 0)
 

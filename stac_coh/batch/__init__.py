@@ -9,13 +9,11 @@ passed in; nothing here reads the environment.
 - :mod:`stac_coh.batch.record`: the run record in ``runs/<run_id>/run.json``.
 - :mod:`stac_coh.batch.submit`: writing the manifest, submitting the jobs.
 - :mod:`stac_coh.batch.status`: children by state, failed children and pairs.
-- :mod:`stac_coh.batch.outcomes`: per-pair outcomes the workers record.
 - :mod:`stac_coh.batch.worker`: the container's ``process`` and ``finalize`` stages
   (imports PyTorch: not re-exported here).
 - :mod:`stac_coh.batch.logs`: JSON log lines without secrets.
 """
 
-from stac_coh.batch.outcomes import FailedPair
 from stac_coh.batch.plan import (
     ARRAY_INDEX_ENV,
     ENV_INDEX_OFFSET,
@@ -49,6 +47,7 @@ from stac_coh.batch.record import (
 )
 from stac_coh.batch.status import FailedChild, RunStatus, run_status
 from stac_coh.batch.submit import job_tags, submit_run
+from stac_coh.pipeline.records import FailedPair
 
 __all__ = [
     "ARRAY_INDEX_ENV",

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from stac_coh.constants import (
     ARRAY_INDEX_ENV,
@@ -26,6 +24,7 @@ from stac_coh.constants import (
     ENV_RUN_ID,
 )
 from stac_coh.errors import InputError
+from stac_coh.pipeline.records import new_run_id, validate_run_id
 
 __all__ = [
     "ARRAY_INDEX_ENV",
@@ -67,7 +66,6 @@ JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEE
 """AWS Batch job states, in lifecycle order."""
 
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
 def child_index(array_index: int | None, index_offset: int = 0) -> int:
@@ -189,22 +187,6 @@ def plan_run(
         offset += size
     finalize = validate_job_name(f"stac-coh-{run_id}-finalize")
     return RunPlan(run_id, n_pairs, pairs_per_job, tuple(jobs), finalize)
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A fresh run id: UTC time plus 6 random hex digits, e.g. ``20260417T101500Z-3f9c2a``."""
-    now = now or datetime.now(UTC)
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def validate_run_id(run_id: str) -> str:
-    """Return ``run_id`` if it fits job names and S3 keys, else raise :class:`InputError`."""
-    if not _RUN_ID.fullmatch(run_id):
-        raise InputError(
-            f"Run id {run_id!r} must be 1-64 letters, digits or hyphens, starting with a "
-            "letter or digit."
-        )
-    return run_id
 
 
 def validate_job_name(name: str) -> str:

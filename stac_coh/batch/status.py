@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stac_coh.batch.outcomes import FailedPair, read_failed_pairs, recorded_count
 from stac_coh.batch.plan import JOB_STATES
 from stac_coh.batch.record import RunRecord, SubmittedJob, open_s3_out, read_run_record
 from stac_coh.batch.submit import batch_errors
+from stac_coh.pipeline.records import FailedPair, read_failed_pairs, recorded_count
 
 __all__ = ["FailedChild", "RunStatus", "run_status"]
 

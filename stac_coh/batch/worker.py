@@ -1,10 +1,10 @@
 """The AWS Batch worker: process one array child's share of a manifest; finalize a run.
 
-A child runs its pairs through the same :class:`~stac_coh.pipeline.runner.PairProcessor` and
-:func:`~stac_coh.pipeline.runner.run_pairs` as ``stac-coh run``, without folding items into the
-collection (thousands of children would fight over one compare-and-swap; the finalize
-job rebuilds it once). Each pair's outcome is recorded in the store as soon as it is
-known. The exit code tells AWS Batch's retry strategy what to do (:func:`share_exit_code`):
+A child runs its share through the same orchestration as ``stac-coh run``
+(:func:`stac_coh.pipeline.run.execute_run`: each outcome recorded in the store as soon as
+it is known; items only, the finalize job builds the collection once with
+:func:`stac_coh.pipeline.run.finish_run`). What is Batch's own here is the logging and
+the exit code that tells AWS Batch's retry strategy what to do (:func:`share_exit_code`):
 
 - ``0``: every pair is published, or failed for good and recorded. A permanent failure
   must not fail the child: AWS Batch never starts a job whose dependency failed, so one
@@ -20,24 +20,17 @@ known. The exit code tells AWS Batch's retry strategy what to do (:func:`share_e
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stac_coh.batch.logs import log_event
-from stac_coh.batch.outcomes import record_pair
 from stac_coh.errors import InputError, ObjectNotFoundError, StacCohError
 from stac_coh.io.storage import Store, open_store
-from stac_coh.pipeline.runner import (
-    PairOutcome,
-    PairProcessor,
-    RunHooks,
-    failure_is_transient,
-    run_pairs,
-)
-from stac_coh.publish.collection import DEFAULT_COLLECTION_ID, item_key
-from stac_coh.publish.finalize import FinalizeResult, finalize, recorded_outcomes, run_report
+from stac_coh.pipeline.run import RunEnd, RunProgress, execute_run, finish_run
+from stac_coh.pipeline.runner import PairOutcome, PairProcessor, failure_is_transient
+from stac_coh.pipeline.signals import StopSignals
+from stac_coh.publish.collection import DEFAULT_COLLECTION_ID
 from stac_coh.search.manifest import Manifest, Pair, read_manifest
 
 __all__ = [
@@ -46,7 +39,6 @@ __all__ = [
     "EXIT_OK",
     "EXIT_RETRY",
     "ShareResult",
-    "StopSignals",
     "exit_code_for_error",
     "finalize_run",
     "gdal_overrides",
@@ -115,52 +107,6 @@ def exit_code_for_error(error: BaseException) -> int:
     return EXIT_BUG
 
 
-class StopSignals:
-    """SIGTERM and SIGINT ask the worker to stop, and it does so promptly.
-
-    Between pairs the request only sets :attr:`requested` (``run_pairs`` checks it before
-    each pair). Inside a pair it also interrupts the pair, as Ctrl-C does: AWS Batch
-    kills the container about 30 s after SIGTERM, too soon to finish a pair of minutes;
-    the interrupted pair is recorded and redone by the retry.
-    """
-
-    def __init__(self, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)) -> None:
-        self.signals = tuple(signals)
-        self.received: signal.Signals | None = None
-        self._in_pair = False
-        self._previous: dict[signal.Signals, Any] = {}
-
-    @property
-    def requested(self) -> bool:
-        """Whether a stop signal arrived."""
-        return self.received is not None
-
-    def __enter__(self) -> StopSignals:
-        for sig in self.signals:
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def pair_started(self) -> None:
-        """From now until :meth:`pair_done`, a stop request interrupts the running pair."""
-        self._in_pair = True
-
-    def pair_done(self) -> None:
-        """Back between pairs: a stop request only sets :attr:`requested`."""
-        self._in_pair = False
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        """Signal handler: remember the request; interrupt a running pair."""
-        self.received = signal.Signals(signum)
-        if self._in_pair:
-            self._in_pair = False  # one interrupt per pair is enough
-            raise KeyboardInterrupt
-
-
 def process_share(
     processor: PairProcessor,
     pairs: Sequence[Pair],
@@ -169,10 +115,10 @@ def process_share(
     stop: StopSignals | None = None,
     last_attempt: bool = False,
 ) -> ShareResult:
-    """Process ``pairs`` in order, recording each outcome; never raises for a pair's failure.
+    """Process a child's share through :func:`stac_coh.pipeline.run.execute_run`, logging it.
 
     Args:
-        processor: Built with ``ProcessOptions(update_collection=False)``.
+        processor: Publishes items only; the finalize job builds the collection.
         pairs: This child's share of the manifest.
         run_id: Run id the outcomes are recorded under.
         stop: Stop signals installed by the caller (``None``: no stop requests).
@@ -181,41 +127,25 @@ def process_share(
     Raises:
         StorageError: an outcome could not be recorded (the child should be retried).
     """
-    outcomes: list[PairOutcome] = []
-    signals = stop or StopSignals(signals=())
 
     def on_start(pair: Pair, position: int, total: int) -> None:
         log_event(log, "pair.start", f"pair {position + 1}/{total}: {pair.id}", pair_id=pair.id)
-        signals.pair_started()
 
-    def on_done(outcome: PairOutcome) -> None:
-        signals.pair_done()
-        outcomes.append(outcome)
-        record_pair(processor.store, run_id, outcome.to_entry())
-        _log_outcome(outcome)
-
-    hooks = RunHooks(
-        on_pair_start=on_start, on_pair_done=on_done, stop_requested=lambda: signals.requested
-    )
-    try:
-        run_pairs(processor, pairs, hooks)
-    except KeyboardInterrupt:
-        signals.pair_done()
-        if signals.received is None:  # not ours (no handler installed): a real Ctrl-C
-            raise
-    if signals.requested:
-        name = signals.received.name if signals.received else "signal"
+    progress = RunProgress(on_pair_start=on_start, on_pair_done=_log_outcome)
+    result = execute_run(processor, pairs, run_id=run_id, progress=progress, stop=stop)
+    if result.stopped:
+        name = result.stop.received.name if result.stop.received else "signal"
         log_event(
             log,
             "worker.stop",
-            f"{name} received: stopped after {len(outcomes)} of {len(pairs)} pairs",
+            f"{name} received: stopped after {len(result.outcomes)} of {len(pairs)} pairs",
             level=logging.WARNING,
             signal=name,
         )
     code = share_exit_code(
-        outcomes, pairs=len(pairs), stopped=signals.requested, last_attempt=last_attempt
+        result.outcomes, pairs=len(pairs), stopped=result.stopped, last_attempt=last_attempt
     )
-    return ShareResult(tuple(outcomes), len(pairs), signals.requested, code)
+    return ShareResult(result.outcomes, len(pairs), result.stopped, code)
 
 
 def _log_outcome(outcome: PairOutcome) -> None:
@@ -270,63 +200,23 @@ def finalize_run(
     manifest: Manifest | None = None,
     stac_api: str | None = None,
     session: Any = None,
-) -> FinalizeResult:
-    """Rebuild the collection and write the run report from the outcomes workers recorded.
-
-    With the run's ``manifest``, pairs no worker recorded are reported too: as ``skipped``
-    when their item exists (a worker died between publishing and recording), else as
-    ``missing`` (their child never got to them).
-    """
-    entries = recorded_outcomes(store, run_id)
-    if manifest is not None:
-        entries += _unrecorded(store, manifest, entries, collection_id)
-    report = run_report(run_id, entries)
-    if manifest is not None:
-        report["manifest_pairs"] = len(manifest.pairs)
-    result = finalize(
+) -> RunEnd:
+    """The finalize job: :func:`stac_coh.pipeline.run.finish_run` for the run, logged."""
+    end = finish_run(
         store,
         collection_id=collection_id,
-        report=report,
         run_id=run_id,
+        manifest=manifest,
         stac_api=stac_api,
         session=session,
     )
+    counts = end.report["counts"] if end.report else {}
     log_event(
         log,
         "finalize.done",
-        f"{result.items} items in {result.collection_href}",
-        items=result.items,
-        counts=report["counts"],
-        report=result.report_href,
+        f"{end.catalog.items} items in {end.catalog.collection_href}",
+        items=end.catalog.items,
+        counts=counts,
+        report=end.report_href,
     )
-    return result
-
-
-def _unrecorded(
-    store: Store, manifest: Manifest, entries: Sequence[Mapping[str, Any]], collection_id: str
-) -> list[dict[str, Any]]:
-    """Report entries for the manifest's pairs that have no recorded outcome."""
-    seen = {str(e.get("pair_id")) for e in entries}
-    out = []
-    for pair in manifest.pairs:
-        if pair.id in seen:
-            continue
-        if store.exists(item_key(collection_id, pair.id)):
-            out.append({"pair_id": pair.id, "status": "skipped", "note": "no outcome recorded"})
-        else:
-            out.append(
-                {
-                    "pair_id": pair.id,
-                    "status": "missing",
-                    "error": "No worker recorded this pair: its child failed or never ran.",
-                }
-            )
-    if out:
-        log_event(
-            log,
-            "finalize.unrecorded",
-            f"{len(out)} manifest pairs have no recorded outcome",
-            level=logging.WARNING,
-            pairs=[e["pair_id"] for e in out[:20]],
-        )
-    return out
+    return end

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from types import FrameType
 
 import typer
 
@@ -71,10 +73,26 @@ def _root(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+_stops: list[int] = []
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM (``kill``, schedulers) unwinds like Ctrl-C: scratch files are cleaned up."""
+    _stops.append(signum)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point of the ``stac-coh`` console script."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
     try:
         app()
     except StacCohError as exc:
         typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(exc.exit_code)
+    except SystemExit as exc:
+        # Typer reports any interrupt as 130 (Ctrl-C); say which signal, as shells do.
+        if _stops and exc.code in (1, 130):
+            sys.exit(128 + _stops[0])
+        raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import uuid
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,39 +20,41 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from stac_coh.pipeline.signals import interrupted_exit_code
+
 if TYPE_CHECKING:
     from stac_coh.io.storage import Store
     from stac_coh.pipeline.runner import PairOutcome, PairProcessor
     from stac_coh.search.manifest import Manifest, Pair
 
-__all__ = ["RunSummary", "execute_run", "new_run_id"]
+__all__ = ["RunSummary", "execute_run", "print_summary", "save_manifest_copy"]
 
 _STYLE = {"published": "green", "skipped": "cyan", "failed": "red", "interrupted": "yellow"}
-
-
-def new_run_id() -> str:
-    """``run-20261125T101500Z-1a2b3c``: sortable, unique enough for concurrent runs."""
-    return f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
 class RunSummary:
     """What a finished (or interrupted) run leaves behind."""
 
-    outcomes: list[PairOutcome]
+    outcomes: tuple[PairOutcome, ...]
     """One per pair attempted."""
-    interrupted: bool
-    """Ctrl-C stopped it."""
+    received: signal.Signals | None
+    """The stop signal that ended the run early (Ctrl-C, SIGTERM), if any."""
     report_href: str | None
     """The machine-readable run report."""
     catalog_href: str
     """The root catalog."""
 
     @property
+    def interrupted(self) -> bool:
+        """A stop signal ended the run."""
+        return self.received is not None
+
+    @property
     def exit_code(self) -> int:
-        """0 all pairs done, 1 some failed, 130 interrupted (the shell's Ctrl-C code)."""
+        """0 all pairs done, 1 some failed, 130/143 interrupted by Ctrl-C/SIGTERM."""
         if self.interrupted:
-            return 130
+            return interrupted_exit_code(self.received)
         return 0 if all(o.ok for o in self.outcomes) else 1
 
 
@@ -63,25 +65,24 @@ def execute_run(
     run_id: str,
     console: Console,
 ) -> RunSummary:
-    """Run ``pairs`` with progress bars, then rebuild the catalog and write the report."""
-    from stac_coh.pipeline.runner import InterruptedRun, RunHooks, run_pairs
-    from stac_coh.publish.finalize import finalize, run_report
+    """Run ``pairs`` with progress bars (:mod:`stac_coh.pipeline.run`), then finish the run."""
+    from stac_coh.pipeline.run import RunProgress, execute_run, finish_run, save_run_manifest
+    from stac_coh.pipeline.signals import StopSignals
 
     started = datetime.now(UTC)
     store = processor.store
-    _save_manifest(store, processor.manifest, pairs, run_id)
-    interrupted = False
-    with _progress(console) as progress:
-        overall = progress.add_task("pairs", total=len(pairs), what="pairs")
-        tiles = progress.add_task("tiles", total=None, what="tiles", visible=False)
+    save_run_manifest(store, processor.manifest, pairs, run_id)
+    with _progress(console) as bars, StopSignals() as stop:
+        overall = bars.add_task("pairs", total=len(pairs), what="pairs")
+        tiles = bars.add_task("tiles", total=None, what="tiles", visible=False)
 
         def on_start(pair: Pair, position: int, total: int) -> None:
-            progress.reset(tiles, total=None, visible=True)
-            progress.update(tiles, description=pair.id)
+            bars.reset(tiles, total=None, visible=True)
+            bars.update(tiles, description=pair.id)
 
         def on_done(outcome: PairOutcome) -> None:
-            progress.advance(overall)
-            progress.update(tiles, visible=False)
+            bars.advance(overall)
+            bars.update(tiles, visible=False)
             style = _STYLE[outcome.status]
             detail = f" - {outcome.error}" if outcome.error else ""
             console.print(
@@ -91,36 +92,27 @@ def execute_run(
                 soft_wrap=True,
             )
 
-        hooks = RunHooks(
+        progress = RunProgress(
             on_pair_start=on_start,
-            on_tile=lambda done, total: progress.update(tiles, completed=done, total=total),
+            on_tile=lambda done, total: bars.update(tiles, completed=done, total=total),
             on_pair_done=on_done,
         )
-        try:
-            outcomes = run_pairs(processor, pairs, hooks)
-        except InterruptedRun as stop:
-            outcomes, interrupted = stop.outcomes, True
+        result = execute_run(processor, pairs, run_id=run_id, progress=progress, stop=stop)
+        if result.stopped:
             console.print(
                 "[yellow]Interrupted: the pairs done so far are kept; "
                 "run the same command again to continue.[/]"
             )
-    report = run_report(run_id, [o.to_entry() for o in outcomes], started=started)
-    if interrupted:
-        report["interrupted"] = True
-    result = finalize(
-        store, collection_id=processor.options.collection_id, report=report, run_id=run_id
+        end = finish_run(
+            store,
+            collection_id=processor.options.collection_id,
+            run_id=run_id,
+            started=started,
+            extra={"interrupted": True} if result.stopped else None,
+        )
+    return RunSummary(
+        result.outcomes, stop.received, end.report_href, store.href_for("catalog.json")
     )
-    return RunSummary(outcomes, interrupted, result.report_href, store.href_for("catalog.json"))
-
-
-def _save_manifest(store: Store, manifest: Manifest, pairs: Sequence[Pair], run_id: str) -> None:
-    """Keep the manifest of the run beside the catalog, for provenance and `stac-coh run`."""
-    import json
-    from dataclasses import replace
-
-    subset = replace(manifest, pairs=tuple(pairs))
-    body = json.dumps(subset.to_dict(), indent=1).encode()
-    store.put(f"runs/{run_id}/manifest.json", body, content_type="application/json")
 
 
 def _progress(console: Console) -> Progress:
@@ -160,7 +152,7 @@ def print_summary(
             f"{o.valid_pixels:,}" if o.valid_pixels is not None else "",
             _fmt(o.mean_coherence),
             f"{o.seconds:.1f}",
-            o.error or o.item_href or "",
+            o.error or (store.href_for(o.item) if o.item else ""),
         )
     console.print(table)
     counts: dict[str, int] = {}

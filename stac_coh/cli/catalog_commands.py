@@ -59,10 +59,10 @@ def finalize_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Run :func:`stac_coh.publish.finalize.finalize` with settings from the environment."""
+    """Run :func:`stac_coh.pipeline.run.finish_run` with settings from the environment."""
     from stac_coh.io.http import make_session
     from stac_coh.io.storage import open_store
-    from stac_coh.publish.finalize import finalize
+    from stac_coh.pipeline.run import finish_run
     from stac_coh.settings import get_settings
 
     if "://" not in out and not Path(out).is_dir():
@@ -74,7 +74,7 @@ def finalize_command(
         if stac_api
         else None
     )
-    result = finalize(
+    end = finish_run(
         store,
         collection_id=collection,
         report=_read_report(report) if report else None,
@@ -82,8 +82,9 @@ def finalize_command(
         stac_api=stac_api,
         session=session,
     )
+    result = end.catalog
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(json.dumps({**result.to_dict(), "report_href": end.report_href}, indent=2))
         return
     typer.echo(f"{result.collection_href}: {result.items} items, bbox {result.bbox}")
     if result.pushed:
@@ -91,8 +92,8 @@ def finalize_command(
             f"pushed to {stac_api}: collection {result.pushed.collection}, "
             f"{result.pushed.created} items created, {result.pushed.updated} updated"
         )
-    if result.report_href:
-        typer.echo(f"report: {result.report_href}")
+    if end.report_href:
+        typer.echo(f"report: {end.report_href}")
 
 
 def _read_report(path: Path) -> dict[str, object]:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stac_coh.cli._process_options import ProcessingChoices, process_options
-from stac_coh.cli._run_ui import RunSummary, execute_run, new_run_id, print_summary
+from stac_coh.cli._run_ui import RunSummary, execute_run, print_summary
 from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_options
 from stac_coh.errors import InputError
 
@@ -150,6 +150,7 @@ def run_manifest(
     Returns the run's summary, or ``None`` when nothing ran (dry run, no pairs).
     """
     from stac_coh.io.storage import open_store
+    from stac_coh.pipeline.records import new_run_id
     from stac_coh.pipeline.runner import PairProcessor
     from stac_coh.search.profiles import read_gdal_options
     from stac_coh.settings import get_settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 import typer
@@ -126,7 +125,7 @@ def process_command(
     processing: ProcessingChoices,
 ) -> None:
     """Process this child's share of the manifest."""
-    from stac_coh.batch.worker import StopSignals
+    from stac_coh.pipeline.signals import StopSignals
 
     logs = _start_logging(verbose)
     with StopSignals() as stop:
@@ -163,7 +162,7 @@ def finalize_command(
     verbose: int = _verbose_opt(),
 ) -> None:
     """Rebuild the collection and write the run report."""
-    from stac_coh.batch.worker import StopSignals
+    from stac_coh.pipeline.signals import StopSignals
 
     logs = _start_logging(verbose)
     with StopSignals() as stop:
@@ -202,7 +201,7 @@ def _process(
     out = _required(out, "--out", ENV_OUT)
     run_id = validate_run_id(_required(run_id, "--run-id", ENV_RUN_ID))
     context["run_id"] = run_id
-    options = replace(processing.options(), update_collection=False)
+    options = processing.options()
     manifest = load_manifest(manifest_uri)
     share = share_from_env(share_env, len(manifest.pairs))
     array_index = share_env[ARRAY_INDEX_ENV]

@@ -34,9 +34,8 @@ from rasterio.windows import Window
 
 from stac_coh.errors import InputError, RasterReadError
 from stac_coh.grid import OutputGrid
-from stac_coh.model.preprocess import db_to_linear
 
-__all__ = ["ArrayPairReader", "RasterPairReader", "crs_string"]
+__all__ = ["ArrayPairReader", "RasterPairReader", "crs_string", "db_to_linear"]
 
 PathLikeStr = str | PathLike[str]
 
@@ -304,3 +303,8 @@ class ArrayPairReader:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def db_to_linear(db: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Convert dB to linear power (for inputs given in dB, e.g. Earth Engine exports)."""
+    return np.power(np.float32(10.0), np.asarray(db, dtype=np.float32) / np.float32(10.0))

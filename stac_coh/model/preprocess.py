@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FLOAT32_EPS", "Preprocessing", "db_to_linear", "to_model_input", "valid_mask"]
+__all__ = ["FLOAT32_EPS", "Preprocessing", "to_model_input", "valid_mask"]
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 """Added before the logarithm so zero backscatter maps to the clip floor, not -inf."""
@@ -87,8 +87,3 @@ def valid_mask(*images: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     if mask is None:
         raise ValueError("valid_mask needs at least one image")
     return mask
-
-
-def db_to_linear(db: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """Convert dB to linear power (for inputs given in dB, e.g. Earth Engine exports)."""
-    return np.power(np.float32(10.0), np.asarray(db, dtype=np.float32) / np.float32(10.0))

@@ -1,8 +1,10 @@
-"""Process the pairs of a manifest, one after the other: load -> infer -> publish.
+"""One work unit through the stages, then the next: load -> infer -> publish.
 
-This is the one code path behind ``stac-coh run``, ``search-and-run``, ``demo`` and the
-AWS Batch worker; only the store (a local folder or ``s3://``) differs. A pair that fails
-is recorded and the next one runs; published pairs are skipped on a re-run.
+:class:`PairProcessor` turns one pair of a manifest into a published item; :func:`run_pairs`
+runs pairs in order. :mod:`stac_coh.pipeline.run` builds every run on them (local runs,
+the demo and the AWS Batch worker alike); only the store (a local folder or ``s3://``)
+differs. A pair that fails is returned as an outcome and the next one runs; published
+pairs are skipped on a re-run.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ class ProcessOptions:
     """Re-process pairs that are already published."""
     collection_id: str = DEFAULT_COLLECTION_ID
     """Collection to publish into."""
-    update_collection: bool = True
-    """Fold each item into the collection at once (off: leave it to ``finalize``)."""
+    update_collection: bool = False
+    """Fold each item into the collection at once (runs leave it to ``finish_run``)."""
     weights_url: str | None = None
     """Public location of the weights, for the published model (MLM) item."""
 
@@ -78,8 +80,8 @@ class PairOutcome:
     """``published``, ``skipped`` (already done), ``failed`` or ``interrupted``."""
     seconds: float = 0.0
     """Wall time spent on the pair."""
-    item_href: str | None = None
-    """Where the item is, when there is one."""
+    item: str | None = None
+    """The item's key in the store (relative to the catalog root), when there is one."""
     valid_pixels: int | None = None
     """Pixels with a coherence value (published pairs)."""
     mean_coherence: float | None = None
@@ -167,8 +169,8 @@ class PairProcessor:
         """Process one pair; failures are returned as outcomes, interrupts propagate."""
         started = time.perf_counter()
         if not self.options.overwrite and self.is_published(pair):
-            href = self.store.href_for(item_key(self.options.collection_id, pair.id))
-            return PairOutcome(pair.id, "skipped", time.perf_counter() - started, href)
+            key = item_key(self.options.collection_id, pair.id)
+            return PairOutcome(pair.id, "skipped", time.perf_counter() - started, key)
         try:
             return self._process(pair, on_tile, started)
         except Exception as exc:  # one pair's failure must not stop the others
@@ -207,7 +209,7 @@ class PairProcessor:
             pair.id,
             result.status,
             time.perf_counter() - started,
-            result.item_href,
+            item_key(opts.collection_id, pair.id),
             summary.valid_pixels,
             summary.mean,
         )

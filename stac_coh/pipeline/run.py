@@ -1,0 +1,229 @@
+"""The one run orchestration: process work units, record each outcome, finish the catalog.
+
+``stac-coh run``, ``search-and-run`` and ``demo`` call :func:`execute_run` then
+:func:`finish_run` in one process; an AWS Batch child calls :func:`execute_run` on its
+share and the finalize job calls :func:`finish_run` once for the whole run. Both record
+every outcome in the store as soon as it is known (:mod:`stac_coh.pipeline.records`), so
+the run report is built the same way whoever ran the pairs, and the collection is built
+once per run, by :func:`finish_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from stac_coh.io.storage import Store
+from stac_coh.pipeline.records import (
+    new_run_id,
+    record_outcome,
+    recorded_outcomes,
+    validate_run_id,
+)
+from stac_coh.pipeline.report import RUN_REPORT_FORMAT, run_report, write_report
+from stac_coh.pipeline.runner import InterruptedRun, PairOutcome, PairProcessor, RunHooks, run_pairs
+from stac_coh.pipeline.signals import StopSignals
+from stac_coh.publish.collection import DEFAULT_COLLECTION_ID, item_key
+from stac_coh.publish.finalize import FinalizeResult, finalize
+from stac_coh.search.manifest import Manifest, Pair
+
+__all__ = [
+    "RunEnd",
+    "RunProgress",
+    "RunResult",
+    "execute_run",
+    "finish_run",
+    "run_manifest_key",
+    "save_run_manifest",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunProgress:
+    """What a user interface (or a log) hears while units run; every callback optional."""
+
+    on_pair_start: Callable[[Pair, int, int], None] | None = None
+    """(pair, position, number of pairs) before a pair starts."""
+    on_tile: Callable[[int, int], None] | None = None
+    """(tiles done, tiles in the pair) while a pair is being predicted."""
+    on_pair_done: Callable[[PairOutcome], None] | None = None
+    """After each pair, once its outcome is recorded."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`execute_run` did with its pairs."""
+
+    outcomes: tuple[PairOutcome, ...]
+    """One per pair attempted, in order."""
+    pairs: int
+    """Pairs it was given."""
+    stop: StopSignals = field(default_factory=lambda: StopSignals(signals=()))
+    """The stop requests it honoured (``stop.received`` says which signal, if any)."""
+
+    @property
+    def stopped(self) -> bool:
+        """A stop request ended the run before every pair was done."""
+        return self.stop.requested
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Pairs per status, plus ``not_started`` when a stop left some untouched."""
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if left := self.pairs - len(self.outcomes):
+            counts["not_started"] = left
+        return counts
+
+
+def execute_run(
+    processor: PairProcessor,
+    pairs: Sequence[Pair],
+    *,
+    run_id: str,
+    progress: RunProgress | None = None,
+    stop: StopSignals | None = None,
+) -> RunResult:
+    """Process ``pairs`` in order, recording each outcome; never raises for a pair's failure.
+
+    Args:
+        processor: Turns one pair into a published item (it never touches the collection).
+        pairs: The work units of this run (or of this Batch child).
+        run_id: Run id the outcomes are recorded under.
+        progress: Callbacks for a user interface or a log.
+        stop: Stop signals installed by the caller; a request interrupts the running pair
+            and no new pair starts (``None``: no stop requests; Ctrl-C propagates).
+
+    Raises:
+        StorageError: an outcome could not be recorded (the run should be retried).
+    """
+    validate_run_id(run_id)
+    progress = progress or RunProgress()
+    signals = stop or StopSignals(signals=())
+    outcomes: list[PairOutcome] = []
+
+    def on_start(pair: Pair, position: int, total: int) -> None:
+        if progress.on_pair_start:
+            progress.on_pair_start(pair, position, total)
+        signals.pair_started()
+
+    def on_done(outcome: PairOutcome) -> None:
+        signals.pair_done()
+        outcomes.append(outcome)
+        record_outcome(processor.store, run_id, outcome.to_entry())
+        if progress.on_pair_done:
+            progress.on_pair_done(outcome)
+
+    hooks = RunHooks(
+        on_pair_start=on_start,
+        on_tile=progress.on_tile,
+        on_pair_done=on_done,
+        stop_requested=lambda: signals.requested,
+    )
+    try:
+        run_pairs(processor, pairs, hooks)
+    except InterruptedRun:
+        signals.pair_done()
+        if not signals.requested:  # no handler of ours: a plain Ctrl-C for the caller
+            raise
+    if signals.requested:
+        name = signals.received.name if signals.received else "signal"
+        log.warning("%s received: stopped after %d of %d pairs", name, len(outcomes), len(pairs))
+    return RunResult(tuple(outcomes), len(pairs), signals)
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """What :func:`finish_run` left: the rebuilt collection and the run report."""
+
+    catalog: FinalizeResult
+    """The collection as rebuilt from every item in the store."""
+    report: dict[str, Any] | None
+    """The run report written (``None`` when there was no run to report)."""
+    report_href: str | None
+    """Where the report is."""
+
+
+def finish_run(
+    store: Store,
+    *,
+    collection_id: str = DEFAULT_COLLECTION_ID,
+    run_id: str | None = None,
+    report: Mapping[str, Any] | None = None,
+    manifest: Manifest | None = None,
+    started: datetime | None = None,
+    stac_api: str | None = None,
+    session: requests.Session | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> RunEnd:
+    """Build the collection once from the store's items, then write the run report.
+
+    Args:
+        store: The catalog's store.
+        collection_id: Collection to rebuild.
+        run_id: Gather the outcomes recorded under this run id into the report.
+        report: A ready report to complete instead (``stac-coh finalize --report``).
+        manifest: The run's pairs: pairs without a recorded outcome are reported too
+            (``skipped`` when their item exists - a worker died between publishing and
+            recording - else ``missing``).
+        started: When the run started, for the report.
+        stac_api: STAC API root to upsert the collection and items into.
+        session: HTTP session for the push.
+        extra: Fields added to the report (e.g. ``{"interrupted": True}``).
+    """
+    if report is None and run_id is not None:
+        entries = recorded_outcomes(store, run_id)
+        if manifest is not None:
+            entries += _unrecorded(store, manifest, entries, collection_id)
+        report = run_report(run_id, entries, started=started)
+        if manifest is not None:
+            report["manifest_pairs"] = len(manifest.pairs)
+    catalog = finalize(store, collection_id=collection_id, stac_api=stac_api, session=session)
+    if report is None:
+        return RunEnd(catalog, None, None)
+    body = {**report, **(extra or {})}
+    body["run_id"] = validate_run_id(str(body.get("run_id") or run_id or new_run_id()))
+    body.setdefault("format", RUN_REPORT_FORMAT)
+    return RunEnd(catalog, body, write_report(store, body, catalog))
+
+
+def _unrecorded(
+    store: Store, manifest: Manifest, entries: Sequence[Mapping[str, Any]], collection_id: str
+) -> list[dict[str, Any]]:
+    """Report entries for the manifest's pairs that have no recorded outcome."""
+    seen = {str(e.get("pair_id")) for e in entries}
+    out: list[dict[str, Any]] = []
+    for pair in manifest.pairs:
+        if pair.id in seen:
+            continue
+        if store.exists(item_key(collection_id, pair.id)):
+            out.append({"pair_id": pair.id, "status": "skipped", "note": "no outcome recorded"})
+        else:
+            error = "No worker recorded this pair: its child failed or never ran."
+            out.append({"pair_id": pair.id, "status": "missing", "error": error})
+    if out:
+        log.warning("%d manifest pairs have no recorded outcome", len(out))
+    return out
+
+
+def run_manifest_key(run_id: str) -> str:
+    """``runs/<run_id>/manifest.json``: the pairs a run was asked to process."""
+    return f"runs/{validate_run_id(run_id)}/manifest.json"
+
+
+def save_run_manifest(store: Store, manifest: Manifest, pairs: Sequence[Pair], run_id: str) -> str:
+    """Keep the run's manifest beside the catalog (provenance, ``stac-coh run``); its key."""
+    subset = replace(manifest, pairs=tuple(pairs))
+    key = run_manifest_key(run_id)
+    body = json.dumps(subset.to_dict(), indent=1).encode()
+    store.put(key, body, content_type="application/json")
+    return key

@@ -15,6 +15,8 @@ from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
+    from stac_coh.infer.predictors import LoadedPredictor
+    from stac_coh.pipeline.runner import ProcessOptions
     from stac_coh.search.manifest import Manifest, Pair
 
 __all__ = ["register", "run_manifest"]
@@ -183,12 +185,14 @@ def run_manifest(
     return summary
 
 
-def _print_plan(pairs: Sequence[Pair], loaded: object, options: object, console: Console) -> None:
+def _print_plan(
+    pairs: Sequence[Pair], loaded: LoadedPredictor, options: ProcessOptions, console: Console
+) -> None:
     """The --dry-run table."""
     from stac_coh.pipeline.plan import plan_run
 
     with console.status("Measuring this device's speed on a probe tile..."):
-        plan = plan_run(pairs, loaded.predictor, options, device=loaded.device)  # type: ignore[attr-defined]
+        plan = plan_run(pairs, loaded.predictor, options, device=loaded.device)
     table = Table(title=f"Plan: {len(plan.pairs)} pairs")
     for name in ("pair", "pixels", "pixels fed (halos)", "est. inference"):
         table.add_column(name, justify="left" if name == "pair" else "right")

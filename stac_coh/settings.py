@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     """Where downloaded weights and other cached files live."""
 
     weights: str | None = None
-    """Default weights (path, ``.h5`` or ``hf://owner/repo``); ``None`` = bundled weights."""
+    """Default weights (``auto``, ``bundled``, a path, ``hf://owner/repo``, ``s3://...``);
+    ``None`` = ``auto``: the published weights for real data, the bundled ones for the demo."""
 
     device: str = "auto"
     """Torch device: auto, cpu, cuda, mps."""
@@ -47,3 +48,8 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read the settings from the environment once per call."""
     return Settings()
+
+
+def default_cache_dir() -> Path:
+    """The per-user stac-coh cache directory (``$XDG_CACHE_HOME/stac-coh``)."""
+    return _default_cache_dir()

@@ -271,9 +271,9 @@ def hf_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_hf_uri_offline(tmp_path: Path, tiny: ResUNet, card: ModelCard) -> None:
     ours = save_weights(tiny, card, tmp_path / "src" / "model.safetensors")
     keras = write_legacy(tiny, tmp_path / "src" / "model.weights.h5")
-    cache = tmp_path / "hf"
-    populate_hf_cache(cache, "stac-coh/tiny", {"model.safetensors": ours})
-    populate_hf_cache(cache, "someone/keras-only", {"model.weights.h5": keras})
+    cache = tmp_path / "cache"  # stac-coh's cache: huggingface_hub's below it
+    populate_hf_cache(cache / "huggingface", "stac-coh/tiny", {"model.safetensors": ours})
+    populate_hf_cache(cache / "huggingface", "someone/keras-only", {"model.weights.h5": keras})
 
     for uri in (
         "hf://stac-coh/tiny",
@@ -287,7 +287,14 @@ def test_hf_uri_offline(tmp_path: Path, tiny: ResUNet, card: ModelCard) -> None:
 
     model, imported = load_weights("hf://someone/keras-only", cache_dir=cache)
     assert _same_tensors(model, tiny)
-    assert imported.provenance.source == "hf://someone/keras-only"
+    # Converted once into the cache, naming the file, repository and commit it came from.
+    assert imported.provenance.source == "hf://someone/keras-only/model.weights.h5"
+    assert (imported.provenance.repository, imported.provenance.revision) == (
+        "someone/keras-only",
+        COMMIT,
+    )
+    assert "No config.yaml" in imported.provenance.notes
+    assert describe_weights("hf://someone/keras-only", cache_dir=cache).format == "safetensors"
 
     with pytest.raises(
         WeightsError, match=r"not in the local Hugging Face cache.*weights download"

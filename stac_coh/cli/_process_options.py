@@ -17,6 +17,8 @@ import typer
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from stac_coh.infer.predictors import LoadedPredictor
     from stac_coh.pipeline.runner import ProcessOptions
     from stac_coh.settings import Settings
@@ -32,7 +34,7 @@ class ProcessingChoices:
     """What the user typed for processing, before validation."""
 
     weights: str | None
-    """``--weights``; ``None`` = STAC_COH_WEIGHTS, else the bundled weights."""
+    """``--weights``; ``None`` = STAC_COH_WEIGHTS, else ``auto``."""
     estimator: str
     """``--estimator``."""
     mode: str
@@ -53,6 +55,8 @@ class ProcessingChoices:
     """``--overwrite``."""
     collection_id: str
     """``--collection-id``."""
+    source_kind: str = "real"
+    """``real`` or ``simulated`` data: ``auto`` weights are the published or the bundled ones."""
 
     def load_predictor(self, settings: Settings) -> LoadedPredictor:
         """Build the predictor these choices name (settings fill the defaults).
@@ -65,13 +69,23 @@ class ProcessingChoices:
 
         loaded = build_predictor(
             self.estimator,
-            weights=self.weights or settings.weights,
+            weights=self.resolve_weights(settings) if self.estimator == "resunet" else None,
             device=self.device or settings.device,
-            cache_dir=settings.cache_dir / "huggingface",
+            cache_dir=settings.cache_dir,
         )
         if loaded.device == "cpu":
             reuse_freed_memory()
         return loaded
+
+    def resolve_weights(self, settings: Settings) -> Path:
+        """The local weight file these choices name (``auto`` fetches or converts once)."""
+        from stac_coh.model.weight_sources import AUTO, resolve_weights
+
+        return resolve_weights(
+            self.weights or settings.weights or AUTO,
+            cache_dir=settings.cache_dir,
+            source_kind="simulated" if self.source_kind == "simulated" else "real",
+        )
 
     def options(self) -> ProcessOptions:
         """Validated :class:`ProcessOptions`."""
@@ -115,8 +129,10 @@ _PARAMETERS = [
             str | None,
             _opt(
                 "--weights",
-                help="Our .safetensors, a Keras .h5, a directory or hf://owner/repo. "
-                "Default: STAC_COH_WEIGHTS, else the bundled (simulation-trained) weights.",
+                help="auto (the published weights for real data, fetched once and "
+                "cached; the bundled ones for the demo), bundled, our .safetensors, a Keras "
+                ".h5, a folder, hf://owner/repo or s3://. Default: STAC_COH_WEIGHTS, else "
+                "auto. See `stac-coh weights --help`.",
             ),
         ],
         None,

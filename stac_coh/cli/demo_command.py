@@ -78,6 +78,7 @@ def demo_command(
         loader="odc",
         overwrite=False,
         collection_id="sentinel-1-coherence",
+        source_kind="simulated",  # auto = the bundled weights: the demo's data are simulated
     )
     catalog_dir = out / "catalog"
     with warnings.catch_warnings():
@@ -130,7 +131,7 @@ def _print_next_steps(catalog_dir: Path, console: Console, seconds: float) -> No
         "In Python:  pystac.Catalog.from_file(...) or odc.stac.load(items, bands=['coherence'])\n"
         "QGIS/GDAL:  open any *_coherence.tif (scale 0.004 and nodata 255 are in the file).\n"
         "[yellow]The bundled weights were trained on simulated data (see `stac-coh weights "
-        "info`); for real data import the published weights: `stac-coh weights import-keras`.[/]",
+        "info`); on real data `search-and-run` uses the published weights (--weights auto).[/]",
         highlight=False,
         soft_wrap=True,
     )

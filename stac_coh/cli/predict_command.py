@@ -92,8 +92,9 @@ def predict_command(
     weights: str | None = typer.Option(
         None,
         "--weights",
-        help="Our .safetensors file, a Keras .h5, a directory or hf://owner/repo. "
-        "Default: STAC_COH_WEIGHTS, else the weights bundled with stac-coh.",
+        help="auto (the published weights, fetched once and cached), bundled, our "
+        ".safetensors file, a Keras .h5, a folder, hf://owner/repo or s3://. "
+        "Default: STAC_COH_WEIGHTS, else auto.",
     ),
     estimator: str = typer.Option(
         "resunet", "--estimator", help="resunet (the network) or siegert (classic baseline)."
@@ -141,9 +142,9 @@ def predict_command(
     with gdal_env(options), RasterPairReader(t1, t2, db=db, band=band) as reader:
         loaded = build_predictor(
             estimator,
-            weights=weights or settings.weights,
+            weights=weights or settings.weights or "auto",
             device=device,
-            cache_dir=settings.cache_dir / "huggingface",
+            cache_dir=settings.cache_dir,
         )
         if batch_size is None and mode == "fast" and loaded.device == "cuda":
             batch_size = CUDA_FAST_BATCH

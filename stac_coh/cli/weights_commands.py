@@ -27,82 +27,102 @@ def _paragraphs(*paragraphs: str) -> str:
 
 
 _GROUP_HELP = _paragraphs(
-    "Model weights: import the published Keras file, inspect, download.",
+    "Model weights: which ones a run uses, download, import, inspect.",
     'stac-coh runs the Residual U-Net of "Beyond Backscatter" (Sica, Pulella, Schmitt, '
-    f"2026). Its authors publish Keras weights on Hugging Face ({_PUBLISHED_URI}); "
-    "stac-coh loads them directly or after conversion to its own format (safetensors plus "
-    "a model card).",
-    "Every --weights option (and the commands below) accepts a weight file, a directory "
-    "holding one, or hf://owner/repo (optionally /FILE and @REVISION). Files are recognised "
-    "by content, not by name. Downloads go to STAC_COH_CACHE_DIR/huggingface; set "
-    "HF_HUB_OFFLINE=1 to use only what is cached there.",
+    f"2026). Its authors publish Keras weights on Hugging Face ({_PUBLISHED_URI}) with a "
+    "config.yaml (preprocessing, tiling, output channel) and a model card (license).",
+    "Every --weights option (and STAC_COH_WEIGHTS) accepts: auto (the default: the published "
+    "weights for real data, fetched once, converted with their config.yaml and cached; the "
+    "bundled weights for `stac-coh demo`), bundled (the simulation-trained weights shipped "
+    "with stac-coh, for the demo and tests), hf://owner/repo (optionally /FILE and "
+    "@REVISION), s3://bucket/key, a weight file (ours or a Keras .h5) or a folder holding "
+    "one (with its config.yaml). Files are recognised by content, not by name.",
+    "Which weights made a result: every item names them (coh:weights_name, "
+    "coh:weights_sha256, coh:weights_source, and for Hub weights coh:weights_repository, "
+    "coh:weights_revision, coh:weights_license). An unknown or contradicting config.yaml key "
+    "is refused, never ignored.",
+    "Downloads and conversions go to STAC_COH_CACHE_DIR (huggingface/, converted/). Offline "
+    "(HF_HUB_OFFLINE=1 or no network) only what is cached there is used: run "
+    "`stac-coh weights download` once with network access.",
 )
 
 _IMPORT_HELP = _paragraphs(
-    "Convert a Keras weight file into stac-coh's format.",
+    "Convert Keras weights into stac-coh's format.",
     "IN is a Keras .h5 weight file in either layout (the legacy Keras 2 layout of the "
-    "published model.weights.h5, or Keras 3 save_weights), or an hf:// URI of one. OUT is "
-    "the safetensors file to write; its model card (architecture, preprocessing, tiling "
-    f"defaults, provenance, checksum) goes into the file's metadata and into OUT{CARD_SUFFIX} "
-    "beside it.",
+    "published model.weights.h5, or Keras 3 save_weights), a folder holding the published "
+    "files (model.weights.h5 with its config.yaml and README.md, e.g. downloaded by hand), "
+    "or an hf:// URI. OUT is the safetensors file to write; its model card (architecture, "
+    "preprocessing and tiling from config.yaml, provenance, license, checksums) goes into "
+    f"the file's metadata and into OUT{CARD_SUFFIX} beside it.",
     "A file that is neither layout, lacks a layer or has a wrongly shaped one is refused, "
-    "naming the layer.",
+    "naming the layer; so is a config.yaml key stac-coh does not know or cannot honour.",
     "Examples:",
     "  stac-coh weights import-keras model.weights.h5 published.safetensors",
-    f"  stac-coh weights import-keras {_PUBLISHED_URI}/model.weights.h5 published.safetensors "
-    "--fp16",
+    "  stac-coh weights import-keras beyond-backscatter-grd-gee/ published.safetensors",
+    f"  stac-coh weights import-keras {_PUBLISHED_URI} published.safetensors --fp16",
 )
 
 _INFO_HELP = _paragraphs(
     "Print a weight file's model card, parameter count, checksum and size.",
-    "WEIGHTS is our safetensors file, a Keras .h5 file, a directory, or an hf:// URI. The "
-    "checksum is the sha256 of the tensors' values (not of the file's bytes): the card's "
+    "WEIGHTS is anything --weights accepts (default: auto, what a run on real data uses). "
+    "The checksum is the sha256 of the tensors' values (not of the file's bytes): the card's "
     "sha256 field.",
     "Examples:",
+    "  stac-coh weights info",
     "  stac-coh weights info published.safetensors",
     f"  stac-coh weights info {_PUBLISHED_URI} --json",
 )
 
 _DOWNLOAD_HELP = _paragraphs(
-    "Download weights from the Hugging Face hub into the cache and print the path.",
-    "Run it once with network access; later runs (also with HF_HUB_OFFLINE=1) use the cache.",
+    "Download weights from the Hugging Face Hub, convert them, and print the path.",
+    f"Without HF_URI: the published weights ({_PUBLISHED_URI}), at the Hub's current "
+    "revision, converted with their config.yaml into the cache that --weights auto reads. "
+    "Run it once with network access; later runs (also with HF_HUB_OFFLINE=1, also in a "
+    "Docker image built with --build-arg STAC_COH_BAKE_WEIGHTS=auto) use the cache.",
     "Examples:",
-    f"  stac-coh weights download {_PUBLISHED_URI}",
+    "  stac-coh weights download",
+    f"  stac-coh weights download {_PUBLISHED_URI}@COMMIT",
     "  stac-coh weights download hf://owner/repo/model.safetensors@v1.0",
 )
 
 
-def _hf_cache() -> Path:
-    """huggingface_hub cache below the user's stac-coh cache directory."""
+def _cache() -> Path:
+    """The user's stac-coh cache directory (Hub snapshots and conversions live below it)."""
     from stac_coh.settings import get_settings
 
-    return get_settings().cache_dir / "huggingface"
+    return get_settings().cache_dir
 
 
 def import_keras_command(
-    source: str = typer.Argument(..., metavar="IN", help="Keras .h5 file or hf:// URI."),
+    source: str = typer.Argument(
+        ..., metavar="IN", help="Keras .h5 file, folder of published files, or hf:// URI."
+    ),
     out: Path = typer.Argument(..., metavar="OUT", help="safetensors file to write."),
-    name: str = typer.Option(PUBLISHED_NAME, "--name", help="Name in the model card."),
+    name: str | None = typer.Option(
+        None, "--name", help=f"Name in the model card (default: {PUBLISHED_NAME})."
+    ),
     fp16: bool = typer.Option(False, "--fp16", help="Store float16 (half the size)."),
 ) -> None:
-    """Convert a Keras weight file into stac-coh's format."""
+    """Convert Keras weights into stac-coh's format."""
+    from dataclasses import replace
+
     import torch
 
     from stac_coh.model.weights import (
         describe_weights,
         detect_format,
-        import_keras,
-        resolve_weights,
+        load_weights,
         save_weights,
     )
 
-    path = resolve_weights(source, cache_dir=_hf_cache())
-    if detect_format(path) != "hdf5":
+    is_file = not source.startswith("hf://") and Path(source).is_file()
+    if is_file and detect_format(source) != "hdf5":
         raise WeightsError(
             f"{source} is already a safetensors file, not a Keras .h5 file; use it directly "
             "with --weights, or inspect it with `stac-coh weights info`."
         )
-    model, card = import_keras(path, name=name, source=source)
+    model, card = load_weights(source, cache_dir=_cache())
+    card = replace(card, name=name or (PUBLISHED_NAME if is_file else card.name))
     written = save_weights(model, card, out, dtype=torch.float16 if fp16 else torch.float32)
     info = describe_weights(written)
     typer.echo(
@@ -112,13 +132,15 @@ def import_keras_command(
 
 
 def info_command(
-    weights: str = typer.Argument(..., metavar="WEIGHTS", help="File, directory or hf:// URI."),
+    weights: str = typer.Argument(
+        "auto", metavar="WEIGHTS", help="auto, bundled, a file, a folder, hf:// or s3://."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
 ) -> None:
     """Print a weight file's model card, parameter count, checksum and size."""
     from stac_coh.model.weights import describe_weights
 
-    info = describe_weights(weights, cache_dir=_hf_cache())
+    info = describe_weights(weights, cache_dir=_cache())
     if as_json:
         typer.echo(json.dumps(_info_dict(info), indent=2))
         return
@@ -159,6 +181,9 @@ def _info_table(info: WeightsInfo) -> Table:
         "uncertainty": f"calibrated={unc.calibrated}, log-variance "
         f"[{unc.log_variance_min}, {unc.log_variance_max}]",
         "source": card.provenance.source,
+        "repository": card.provenance.repository,
+        "revision": card.provenance.revision,
+        "files (sha256)": ", ".join(f"{k} {v}" for k, v in card.provenance.files.items()),
         "trained on": card.provenance.trained_on,
         "license": card.provenance.license,
         "citation": card.provenance.citation,
@@ -173,14 +198,25 @@ def _info_table(info: WeightsInfo) -> Table:
 
 
 def download_command(
-    uri: str = typer.Argument(..., metavar="HF_URI", help="hf://owner/repo, /FILE, @REVISION."),
+    uri: str = typer.Argument(
+        _PUBLISHED_URI, metavar="HF_URI", help="hf://owner/repo, /FILE, @REVISION."
+    ),
 ) -> None:
-    """Download weights from the Hugging Face hub into the cache and print the path."""
+    """Download weights from the Hugging Face Hub, convert them, and print the path."""
     if not uri.startswith("hf://"):
         raise WeightsError(f"{uri!r} is not an hf:// URI; write e.g. {_PUBLISHED_URI}.")
-    from stac_coh.model.weights import resolve_weights
+    from stac_coh.model.weights import describe_weights, resolve_weights
 
-    typer.echo(str(resolve_weights(uri, cache_dir=_hf_cache())))
+    path = resolve_weights(uri, cache_dir=_cache())
+    typer.echo(str(path))
+    card = describe_weights(path).card
+    prov = card.provenance
+    if prov.revision:
+        typer.echo(
+            f"{card.name}: {prov.repository} at revision {prov.revision}, license "
+            f"{prov.license or 'not stated in the model card'}, sha256 {card.sha256}",
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -45,7 +45,10 @@ def build_predictor(
     device: str = "auto",
     cache_dir: str | PathLike[str] | None = None,
 ) -> LoadedPredictor:
-    """Load the weights (``None`` = bundled) or set up the Siegert baseline."""
+    """Load the weights (``None`` = bundled, ``auto`` = published) or set up Siegert.
+
+    ``cache_dir`` is stac-coh's cache directory (Hub snapshots and conversions).
+    """
     if estimator == "siegert":
         from stac_coh.infer.estimators import SiegertPredictor
 
@@ -70,8 +73,8 @@ def build_predictor(
     if loaded.is_bundled_demo:
         warnings.warn(
             f"Using weights '{card.name}', trained on SIMULATED data for demonstration and "
-            "tests. For real coherence maps import the published weights "
-            "(stac-coh weights import-keras) and pass --weights.",
+            "tests. For real coherence maps use the published weights (--weights auto, "
+            "the default for real data; see `stac-coh weights --help`).",
             WeightsProvenanceWarning,
             stacklevel=2,
         )

@@ -90,6 +90,12 @@ class Provenance:
     """Anything a user must know (e.g. 'for demonstration and tests only')."""
     command: str = ""
     """Command (with seed) that reproduces the weights, when stac-coh trained them."""
+    repository: str = ""
+    """Hugging Face model repository (``owner/name``) the weights were converted from."""
+    revision: str = ""
+    """Commit of that repository the files came from (40 hex digits)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """sha256 of each source file (weights, config.yaml, README.md, statistics) by name."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pystac.extensions.sat import OrbitState, SatExtension
 from stac_coh import __version__
 from stac_coh.io.cog import COG_MEDIA_TYPE
 from stac_coh.model.card import ModelCard
+from stac_coh.publish.model_item import weights_origin
 from stac_coh.publish.raster_info import (
     BandInfo,
     band_info,
@@ -212,6 +213,7 @@ def _common_properties(pair: Pair, inputs: ItemInputs) -> dict[str, Any]:
         props["coh:weights_sha256"] = card.sha256.lower()
     if card.provenance.source:
         props["coh:weights_source"] = card.provenance.source
+    props.update(weights_origin(card))  # repository, revision, license of Hub weights
     return props
 
 

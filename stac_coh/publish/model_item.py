@@ -22,6 +22,7 @@ __all__ = [
     "build_model_item",
     "model_item_id",
     "weights_href",
+    "weights_origin",
 ]
 
 HF_DEFAULT_FILE = "model.weights.h5"
@@ -50,8 +51,25 @@ def weights_href(card: ModelCard) -> str | None:
             return None
         repo = "/".join(owner_repo_file[:2])
         path = "/".join(owner_repo_file[2:]) or HF_DEFAULT_FILE
-        return f"https://huggingface.co/{repo}/resolve/main/{path}"
+        # The commit the weights were converted from, so the link keeps naming those bytes.
+        revision = card.provenance.revision or "main"
+        return f"https://huggingface.co/{repo}/resolve/{revision}/{path}"
     return None
+
+
+def weights_origin(card: ModelCard) -> dict[str, str]:
+    """``coh:`` fields naming the Hub repository, revision and license of the weights.
+
+    Coherence items and the MLM item carry them, so a map names the exact release (and the
+    terms) of the weights that made it; weights not converted from a repository have none.
+    """
+    prov = card.provenance
+    fields = {
+        "coh:weights_repository": prov.repository,
+        "coh:weights_revision": prov.revision,
+        "coh:weights_license": prov.license,
+    }
+    return {key: value for key, value in fields.items() if value}
 
 
 def build_model_item(
@@ -83,6 +101,7 @@ def build_model_item(
     item.properties.update(_mlm_properties(card))
     if card.provenance.license:
         item.properties["license"] = _license(card.provenance.license)
+    item.properties.update(weights_origin(card))
     artifact_type, media_type = _ARTIFACT_TYPES.get(
         _suffix(weights_url), ("weights", "application/octet-stream")
     )

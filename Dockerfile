@@ -46,5 +46,16 @@ RUN groupadd --system --gid 10001 stac-coh \
 USER 10001:10001
 WORKDIR /home/stac-coh
 
+# Optionally bake weights into the image (needs network at build time), e.g.
+#   docker build --build-arg STAC_COH_BAKE_WEIGHTS=auto -t stac-coh:0.1.0 .
+# converts the published weights into the image's cache, where `--weights auto` finds them
+# without the Hub. `stac-coh submit` still uploads the run's copy, which the workers read.
+ARG STAC_COH_BAKE_WEIGHTS=""
+ENV STAC_COH_CACHE_DIR=/home/stac-coh/.cache/stac-coh
+RUN if [ -n "${STAC_COH_BAKE_WEIGHTS}" ]; then \
+        stac-coh weights info "${STAC_COH_BAKE_WEIGHTS}" --json > /dev/null \
+        && echo "baked weights: ${STAC_COH_BAKE_WEIGHTS}"; \
+    fi
+
 ENTRYPOINT ["stac-coh", "worker"]
 CMD ["process"]

@@ -18,6 +18,7 @@ __all__ = [
     "ENV_OUT",
     "ENV_PAIRS_PER_JOB",
     "ENV_RUN_ID",
+    "ENV_WEIGHTS",
     "ESTIMATORS",
     "MODES",
     "PUBLISHED_NAME",
@@ -75,3 +76,5 @@ ENV_RUN_ID = "STAC_COH_RUN_ID"
 """Run id, for logs and the run report."""
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 """Set by AWS Batch in array children; absent in a plain job (= index 0)."""
+ENV_WEIGHTS = "STAC_COH_WEIGHTS"
+"""Weights of the worker children: ``submit`` sets the ``s3://`` URI of the run's copy."""

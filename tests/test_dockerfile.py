@@ -93,3 +93,24 @@ def test_dockerignore_sends_only_the_package() -> None:
     rules = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert rules[0] == "*"  # allow-list: .venv, .git, tests and data stay out
     assert {"!pyproject.toml", "!README.md", "!LICENSE", "!stac_coh/"} <= set(rules)
+
+
+def test_weights_can_be_baked_at_build_time(parsed: DockerfileParser, tmp_path: Path) -> None:
+    """The build argument's RUN step, run here by a shell as Docker would run it."""
+    final = _final_stage(parsed)
+    args = [ins["value"] for ins in final if ins["instruction"] == "ARG"]
+    assert 'STAC_COH_BAKE_WEIGHTS=""' in args  # nothing baked unless asked
+    user = max(i for i, ins in enumerate(final) if ins["instruction"] == "USER")
+    [bake] = [
+        (i, ins["value"])
+        for i, ins in enumerate(final)
+        if ins["instruction"] == "RUN" and "STAC_COH_BAKE_WEIGHTS" in ins["value"]
+    ]
+    assert bake[0] > user  # the cache belongs to the user the worker runs as
+    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "STAC_COH_CACHE_DIR": str(tmp_path / "cache")}
+    skipped = subprocess.run(["sh", "-c", bake[1]], env=env, capture_output=True, text=True)
+    assert skipped.returncode == 0 and skipped.stdout == ""
+    env["STAC_COH_BAKE_WEIGHTS"] = "bundled"  # the published ones would need the network
+    baked = subprocess.run(["sh", "-c", bake[1]], env=env, capture_output=True, text=True)
+    assert baked.returncode == 0, baked.stderr
+    assert baked.stdout.strip() == "baked weights: bundled"

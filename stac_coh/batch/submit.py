@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from stac_coh.batch.plan import (
@@ -22,6 +23,7 @@ from stac_coh.batch.plan import (
     plan_run,
 )
 from stac_coh.batch.record import BatchTargets, RunRecord, SubmittedJob, open_s3_out, run_key
+from stac_coh.constants import CARD_SUFFIX, ENV_WEIGHTS
 from stac_coh.errors import BatchError, InputError, StacCohError, StorageError
 from stac_coh.search.manifest import Manifest
 
@@ -45,6 +47,7 @@ def submit_run(
     tags: Mapping[str, str] | None = None,
     max_array_size: int = MAX_ARRAY_SIZE,
     now: datetime | None = None,
+    weights: Path | None = None,
 ) -> RunRecord:
     """Write the manifest to S3, submit the worker jobs and the finalize job, record the run.
 
@@ -60,6 +63,9 @@ def submit_run(
         tags: Extra tags for every job.
         max_array_size: Children per array job at most (AWS: 10,000).
         now: Submission time (default: now).
+        weights: Our safetensors weight file; uploaded once to ``runs/<run_id>/weights/``
+            and named to the workers in ``STAC_COH_WEIGHTS``, so no child fetches weights
+            from anywhere else (None: the workers resolve their own default).
 
     Raises:
         InputError: a limit or name is invalid (nothing was submitted).
@@ -76,11 +82,14 @@ def submit_run(
     manifest_uri = store.url_for(manifest_key)
 
     env = {ENV_MANIFEST: manifest_uri, ENV_OUT: store.url, ENV_RUN_ID: run_id}
+    worker_env = dict(env)
+    if weights is not None:
+        worker_env[ENV_WEIGHTS] = _upload_weights(store, run_id, weights)
     submitted: list[SubmittedJob] = []
     with _cancel_on_failure(batch, submitted, run_id):
         for job in plan.jobs:
             job_env = {
-                **env,
+                **worker_env,
                 ENV_PAIRS_PER_JOB: str(pairs_per_job),
                 ENV_INDEX_OFFSET: str(job.index_offset),
             }
@@ -131,6 +140,16 @@ def submit_run(
             f"could not be written, so `stac-coh status` will not find it: {exc}"
         ) from exc
     return record
+
+
+def _upload_weights(store: Any, run_id: str, weights: Path) -> str:
+    """Put the weight file (and its card) once under the run's prefix; return its URI."""
+    key = run_key(run_id, f"weights/{weights.name}")
+    store.put_new(key, weights, content_type="application/octet-stream")
+    card = weights.with_name(weights.name + CARD_SUFFIX)
+    if card.is_file():
+        store.put_new(key + CARD_SUFFIX, card.read_bytes(), content_type="application/json")
+    return str(store.url_for(key))
 
 
 def job_tags(run_id: str, extra: Mapping[str, str] | None) -> dict[str, str]:

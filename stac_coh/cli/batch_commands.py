@@ -12,6 +12,8 @@ from stac_coh.cli._text import prose
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from stac_coh.batch import BatchTargets, RunPlan, RunRecord, RunStatus
     from stac_coh.search.manifest import Manifest
 
@@ -106,6 +108,13 @@ def submit_command(
         False, "--dry-run", help="Print the plan; write and submit nothing."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
+    weights: str | None = typer.Option(
+        None,
+        "--weights",
+        help="Weights of every worker (see `stac-coh weights --help`); default "
+        "STAC_COH_WEIGHTS, else auto (the published weights). Resolved here once and "
+        "uploaded to OUT/runs/RUN_ID/weights/: the workers read that copy.",
+    ),
 ) -> None:
     """Search (or read a manifest) and submit the pairs to AWS Batch."""
     from stac_coh.batch import (
@@ -127,7 +136,9 @@ def submit_command(
         job_tags(rid, tags)
         open_s3_out(out, s3=None)  # checks the URI without a client
         _print_plan(plan, targets, out)
+        typer.echo(f"  weights  {_weights_spec(weights)}, uploaded to the run's weights/")
         return
+    weights_path = _weights_for_workers(weights)
     batch, s3 = _clients()
     record = submit_run(
         pairs,
@@ -138,6 +149,7 @@ def submit_command(
         s3=s3,
         run_id=run_id,
         tags=tags,
+        weights=weights_path,
     )
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2))
@@ -173,6 +185,23 @@ def _pairs_to_submit(search: SearchOptions, manifest: str | None) -> Manifest:
     if any((search.bbox, search.aoi, search.start, search.end)):
         raise InputError("Give either --manifest or the search options (--bbox ...), not both.")
     return read_manifest(manifest)
+
+
+def _weights_spec(weights: str | None) -> str:
+    """What --weights, STAC_COH_WEIGHTS or the default name."""
+    from stac_coh.settings import get_settings
+
+    return weights or get_settings().weights or "auto"
+
+
+def _weights_for_workers(weights: str | None) -> Path:
+    """Resolve the weights once here (one Hub download per run), as our safetensors file."""
+    from stac_coh.model.weights import weights_file
+    from stac_coh.settings import get_settings
+
+    path = weights_file(_weights_spec(weights), cache_dir=get_settings().cache_dir)
+    typer.echo(f"weights: {path}", err=True)
+    return path
 
 
 def _parse_tags(items: list[str]) -> dict[str, str]:

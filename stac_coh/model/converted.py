@@ -27,7 +27,13 @@ from stac_coh.model.hub_metadata import is_statistics_file, read_license, read_s
 from stac_coh.model.keras_import import import_keras
 from stac_coh.model.weight_format import detect_format, file_sha256, save_weights
 
-__all__ = ["CONVERSION_VERSION", "FolderOrigin", "weights_from_folder", "weights_in_dir"]
+__all__ = [
+    "CONVERSION_VERSION",
+    "FolderOrigin",
+    "convert_keras_file",
+    "weights_from_folder",
+    "weights_in_dir",
+]
 
 CONVERSION_VERSION = "v1"
 """Part of the cache path: a new conversion rule writes new files instead of reusing old."""
@@ -74,7 +80,7 @@ def weights_from_folder(
         path = _named(folder, filename, origin) if filename else weights_in_dir(folder)
         if detect_format(path) == "safetensors" or not origin.repo_id:
             return path
-        return _convert(folder, path, None, [path], cache_root, origin)
+        return _convert(folder, path, None, [path], cache_root, origin, folder / "README.md")
     where = _where(origin, config_path.name)
     config = parse_config(config_path.read_text(encoding="utf-8"), where=where)
     if filename and filename != config.weights_filename:
@@ -92,7 +98,13 @@ def weights_from_folder(
     for stats in sorted(p for p in folder.iterdir() if is_statistics_file(p.name)):
         config = read_statistics(stats, config, where=_where(origin, stats.name))
         inputs.append(stats)
-    return _convert(folder, weights, config, inputs, cache_root, origin)
+    return _convert(folder, weights, config, inputs, cache_root, origin, folder / "README.md")
+
+
+def convert_keras_file(h5_path: Path, cache_root: Path, *, source: str) -> Path:
+    """Convert a lone Keras file (published defaults, no config) once into the cache."""
+    origin = FolderOrigin(source=source)
+    return _convert(h5_path.parent, h5_path, None, [h5_path], cache_root, origin, None)
 
 
 def weights_in_dir(directory: Path, named: str | None = None) -> Path:
@@ -132,12 +144,13 @@ def _convert(
     inputs: list[Path],
     cache_root: Path,
     origin: FolderOrigin,
+    readme: Path | None,
 ) -> Path:
     """Convert once into the cache (under a lock); return the safetensors file."""
     from filelock import FileLock
 
-    readme = folder / "README.md"
-    files = {p.name: file_sha256(p) for p in [*inputs, readme] if p.is_file()}
+    readme = readme if readme is not None and readme.is_file() else None
+    files = {p.name: file_sha256(p) for p in [*inputs, *([readme] if readme else [])]}
     if origin.repo_id and origin.revision:
         owner_repo = origin.repo_id.replace("/", "--")
         where = Path("hf") / owner_repo / origin.revision
@@ -153,7 +166,7 @@ def _convert(
         provenance = Provenance(
             repository=origin.repo_id,
             revision=origin.revision,
-            license=read_license(readme if readme.is_file() else None),
+            license=read_license(readme),
             files=files,
         )
         # Name the very file converted, so readers can fetch it (see publish.model_item).

@@ -19,6 +19,7 @@ import torch
 
 from stac_coh.constants import CARD_SUFFIX, PUBLISHED_NAME
 from stac_coh.model.card import ModelCard
+from stac_coh.model.converted import convert_keras_file
 from stac_coh.model.keras_import import PAPER_CITATION, import_keras
 from stac_coh.model.resunet import ResUNet
 from stac_coh.model.weight_format import (
@@ -69,6 +70,7 @@ __all__ = [
     "resolve_weights",
     "save_weights",
     "tensor_checksum",
+    "weights_file",
 ]
 
 
@@ -142,6 +144,32 @@ def _load(
         return model, card, "hdf5", "float32", path
     model, card, dtype = load_safetensors(path)
     return model, card, "safetensors", dtype, path
+
+
+def weights_file(
+    path_or_uri: WeightsLike,
+    *,
+    cache_dir: str | PathLike[str] | None = None,
+    source_kind: SourceKind = "real",
+) -> Path:
+    """Our safetensors file for what the user named (a Keras file is converted once).
+
+    What ``stac-coh submit`` uploads for its workers: one self-describing file whose card
+    says where the weights came from.
+    """
+    path = resolve_weights(path_or_uri, cache_dir=cache_dir, source_kind=source_kind)
+    if detect_format(path) == "safetensors":
+        return path
+    source = os.fspath(path_or_uri) if path_or_uri is not None else str(path)
+    root = Path(cache_dir) if cache_dir is not None else _default_root()
+    return convert_keras_file(path, root, source=source)
+
+
+def _default_root() -> Path:
+    """The per-user stac-coh cache directory."""
+    from stac_coh.settings import default_cache_dir
+
+    return default_cache_dir()
 
 
 def load_model(

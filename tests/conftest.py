@@ -33,3 +33,18 @@ def pgstac_api() -> Iterator[PgstacApi]:
     """One stac-fastapi-pgstac (Transactions on) for the session."""
     with run_pgstac_api() as api:
         yield api
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hugging_face_hub_offline() -> Iterator[None]:
+    """No test reaches the real Hugging Face Hub (the tests that need one serve their own).
+
+    huggingface_hub reads HF_HUB_OFFLINE once at import, so the constant is patched too;
+    processes the tests start inherit the variable.
+    """
+    import huggingface_hub.constants
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield

@@ -359,9 +359,8 @@ def test_cli_submit_then_status(setup: BatchSetup, tmp_path: Path) -> None:
     out = setup.out()
     manifest = _manifest_file(tmp_path, 5)
     runner = CliRunner()
-    result = runner.invoke(
-        app, ["submit", "--manifest", str(manifest), "--out", out, "--pairs-per-job", "2", "--json"]
-    )
+    args = ["submit", "--manifest", str(manifest), "--out", out, "--pairs-per-job", "2", "--json"]
+    result = runner.invoke(app, [*args, "--weights", "bundled"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert record["children"] == 3
@@ -379,7 +378,8 @@ def test_cli_submit_runs_the_search_options(setup: BatchSetup) -> None:
     search = ["--source", str(STAC / "planetary-computer"), "--collection", "sentinel-1-rtc"]
     search += ["--bbox", "-180", "-90", "180", "90", "--start", "2014-01-01", "--end", "2027-12-31"]
     result = CliRunner().invoke(
-        app, ["submit", *search, "--out", out, "--pairs-per-job", "1", "--json"]
+        app,
+        ["submit", *search, "--out", out, "--pairs-per-job", "1", "--json", "--weights", "bundled"],
     )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)

@@ -130,11 +130,11 @@ def submit_command(
     pairs = _pairs_to_submit(search, manifest)
     targets = BatchTargets(job_queue, job_definition, finalize_job_definition, finalize_job_queue)
     tags = _parse_tags(tag)
+    rid = validate_run_id(run_id) if run_id else new_run_id()
+    plan = plan_run(len(pairs.pairs), pairs_per_job, rid)  # refuse bad input before fetching
+    job_tags(rid, tags)
+    open_s3_out(out, s3=None)  # checks the URI without a client
     if dry_run:
-        rid = validate_run_id(run_id) if run_id else new_run_id()
-        plan = plan_run(len(pairs.pairs), pairs_per_job, rid)
-        job_tags(rid, tags)
-        open_s3_out(out, s3=None)  # checks the URI without a client
         _print_plan(plan, targets, out)
         typer.echo(f"  weights  {_weights_spec(weights)}, uploaded to the run's weights/")
         return
@@ -155,6 +155,7 @@ def submit_command(
         typer.echo(json.dumps(record.to_dict(), indent=2))
     else:
         _print_record(record)
+        typer.echo(f"  weights  {weights_path.name}, uploaded once to the run's weights/")
 
 
 def status_command(
@@ -199,9 +200,7 @@ def _weights_for_workers(weights: str | None) -> Path:
     from stac_coh.model.weights import weights_file
     from stac_coh.settings import get_settings
 
-    path = weights_file(_weights_spec(weights), cache_dir=get_settings().cache_dir)
-    typer.echo(f"weights: {path}", err=True)
-    return path
+    return weights_file(_weights_spec(weights), cache_dir=get_settings().cache_dir)
 
 
 def _parse_tags(items: list[str]) -> dict[str, str]:

@@ -4,7 +4,8 @@ The "published" repository here is served by a local Hub (tests/hub_server.py) t
 huggingface_hub client, so the cache it writes has the real layout: a base-8 ResUNet as a
 legacy Keras H5, a ``config.yaml`` whose preprocessing, tiling and output channel differ
 from the defaults, and a model card with a license. Runs then go offline
-(``HF_HUB_OFFLINE=1``, set for every test by conftest) and must find everything there.
+(``HF_HUB_OFFLINE=1``, set for every test by conftest) and must find everything there;
+the Batch test counts the Hub downloads of a whole run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from stac_coh.cli._process_options import ProcessingChoices
+from stac_coh.constants import ENV_WEIGHTS
 from stac_coh.errors import WeightsError
 from stac_coh.infer.network import NetworkPredictor
 from stac_coh.model.card import Tiling
@@ -33,7 +35,9 @@ from stac_coh.settings import Settings
 from tests.hub_server import HubRepo, serve_hub
 from tests.keras_files import randomise_, write_legacy
 from tests.run_scene import RunScene, build_scene, stac_coh
+from tests.services import MotoServer
 from tests.stac_validation import validation_errors
+from tests.test_batch_submit import make_batch_setup
 
 COMMIT = "5eb1c0ffee5eb1c0ffee5eb1c0ffee5eb1c0ffee"
 CONFIG = """\
@@ -238,3 +242,73 @@ def test_weights_download_fetches_converts_and_reports_the_revision(
     again = describe_weights("auto", cache_dir=tmp_path / "cache")
     assert again.path == path
     assert set(model_tensors(load_weights(path)[0])) == set(model_tensors(ResUNet(base=8)))
+
+
+# --------------------------------------------------------------------------------------
+# AWS Batch: `stac-coh submit` runs as a user would (a fresh process, an empty cache, the
+# local Hub reached by the real client); every array child then runs as AWS Batch starts
+# it: `stac-coh worker process` with the job's environment as moto's Batch recorded it,
+# AWS_BATCH_JOB_ARRAY_INDEX, an empty cache of its own, and the Hub still reachable, so a
+# child that asked it anything would be counted.
+
+
+@pytest.mark.integration
+def test_one_hub_download_per_run_and_the_workers_read_the_s3_copy(
+    published: HubRepo, scene: RunScene, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    setup = make_batch_setup(moto_server)
+    out = setup.out()
+    aws = setup.env(moto_server)
+    with serve_hub(published) as hub:
+        env = {**offline_env(tmp_path / "submit-cache"), **aws, **hub.env()}
+        args = ["submit", *scene.search_args(), "--out", out, "--pairs-per-job", "1", "--json"]
+        done = subprocess.run(
+            [sys.executable, "-m", "stac_coh", *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        record = json.loads(done.stdout)
+        assert hub.downloads("model.weights.h5") == 1
+        asked = len(hub.requests)
+
+        [job] = record["jobs"]
+        assert record["children"] == job["size"] == 2
+        described = setup.batch.describe_jobs(jobs=[job["job_id"]])["jobs"][0]
+        job_env = {e["name"]: e["value"] for e in described["container"]["environment"]}
+        run_prefix = f"{out}/runs/{record['run_id']}/weights/"
+        assert job_env[ENV_WEIGHTS] == run_prefix + "beyond-backscatter-grd-gee.safetensors"
+
+        children = []
+        for index in range(record["children"]):
+            child_env = {**offline_env(tmp_path / f"child{index}"), **aws, **hub.env()}
+            child_env |= {**job_env, "AWS_BATCH_JOB_ARRAY_INDEX": str(index)}
+            with (tmp_path / f"child{index}.log").open("wb") as log:
+                children.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "stac_coh", "worker", "process"],
+                        env=child_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                    )
+                )
+        codes = [child.wait(timeout=600) for child in children]
+        logs = [(tmp_path / f"child{i}.log").read_text() for i in range(len(children))]
+        assert codes == [0] * len(children), logs
+        assert len(hub.requests) == asked  # no child asked the Hub anything
+    assert hub.downloads("model.weights.h5") == 1
+    for index in range(len(children)):
+        cache = tmp_path / f"child{index}"
+        assert list((cache / "s3").rglob("*.safetensors")), logs[index]
+        assert not (cache / "huggingface").exists() and not (cache / "converted").exists()
+        events = [json.loads(line) for line in logs[index].splitlines() if line.strip()]
+        [predictor] = [e for e in events if e["event"] == "worker.predictor"]
+        assert "beyond-backscatter-grd-gee" in predictor["message"]
+
+    bucket, _, prefix = out.removeprefix("s3://").partition("/")
+    listed = setup.s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{COLLECTION}/")
+    keys = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".json")]
+    items = [json.loads(setup.s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+    items = [i for i in items if i.get("type") == "Feature"]
+    assert len(items) == 2
+    for item in items:
+        assert item["properties"]["coh:weights_revision"] == COMMIT
+        assert item["properties"]["coh:weights_license"] == "apache-2.0"

@@ -128,7 +128,7 @@ class ModelCard:
     def from_dict(cls, data: dict[str, Any]) -> ModelCard:
         """Parse the JSON form; unknown keys are ignored so newer cards still load."""
 
-        def pick(kind: type, key: str) -> Any:
+        def pick(kind: Any, key: str) -> Any:
             raw = data.get(key) or {}
             return kind(**{k: v for k, v in raw.items() if k in kind.__dataclass_fields__})
 

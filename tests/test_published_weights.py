@@ -312,3 +312,15 @@ def test_one_hub_download_per_run_and_the_workers_read_the_s3_copy(
     for item in items:
         assert item["properties"]["coh:weights_revision"] == COMMIT
         assert item["properties"]["coh:weights_license"] == "apache-2.0"
+
+
+@pytest.mark.integration
+def test_a_missing_s3_copy_is_a_weights_error(aws_env: MotoServer, tmp_path: Path) -> None:
+    import uuid
+
+    import boto3
+
+    bucket = f"weights-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_weights(f"s3://{bucket}/runs/r/weights/gone.safetensors", cache_dir=tmp_path)

@@ -33,6 +33,10 @@ then a finalize job that starts when every worker job is done, and records the r
 OUT/runs/RUN_ID/run.json. Prints the run id and the job ids; follow the run with
 `stac-coh status RUN_ID --out OUT`.
 
+The weights (--weights, default auto: the published ones) are resolved here, once per
+run, and uploaded to OUT/runs/RUN_ID/weights/; every worker reads that copy, so no child
+downloads them from the Hugging Face Hub.
+
 Queues and job definitions are outputs of {_STACK}; the STAC_COH_JOB_QUEUE,
 STAC_COH_JOB_DEFINITION, STAC_COH_FINALIZE_JOB_QUEUE and STAC_COH_FINALIZE_JOB_DEFINITION
 environment variables save typing them. AWS credentials and region come from the usual

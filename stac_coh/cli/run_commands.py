@@ -164,11 +164,8 @@ def run_manifest(
         console.print("No pairs to process.")
         return None
     loaded = processing.load_predictor(settings)
-    provenance = loaded.card.provenance
     console.print(
-        f"Weights: {loaded.card.name} "
-        f"({provenance.trained_on or provenance.source or 'no provenance recorded'}); "
-        f"device: {loaded.device}",
+        f"Weights: {_weights_line(loaded)}; device: {loaded.device}",
         highlight=False,
         soft_wrap=True,
     )
@@ -183,6 +180,18 @@ def run_manifest(
     if store.href_for("catalog.json").startswith("/"):
         console.print(f"Browse:     stac-coh serve {out}", highlight=False)
     return summary
+
+
+def _weights_line(loaded: LoadedPredictor) -> str:
+    """Which weights make this run's maps: name, where from, revision and license if known."""
+    prov = loaded.card.provenance
+    where = prov.repository or prov.trained_on or prov.source or "no provenance recorded"
+    facts = [where]
+    if prov.revision:
+        facts.append(f"revision {prov.revision[:12]}")
+    if prov.license:
+        facts.append(f"license {prov.license}")
+    return f"{loaded.card.name} ({', '.join(facts)})"
 
 
 def _print_plan(

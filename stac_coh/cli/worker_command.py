@@ -54,8 +54,9 @@ Child c = STAC_COH_INDEX_OFFSET + AWS_BATCH_JOB_ARRAY_INDEX (absent: 0) takes pa
 [c * P, (c + 1) * P) with P = STAC_COH_PAIRS_PER_JOB. Pairs already published are
 skipped; items are not folded into the collection (the finalize job does it once).
 Outcomes go to OUT/reports/RUN_ID/pairs/. SIGTERM (Spot reclaim, timeout) interrupts
-the running pair, records it and exits 75. Weights: --weights, else STAC_COH_WEIGHTS,
-else the bundled ones; device: --device, else STAC_COH_DEVICE. GDAL_*, CPL_* and VSI_*
+the running pair, records it and exits 75. Weights: --weights, else STAC_COH_WEIGHTS
+(submit sets it to the run's S3 copy), else the published ones (auto); device: --device,
+else STAC_COH_DEVICE. GDAL_*, CPL_* and VSI_*
 environment variables override the GDAL cloud defaults.
 
 Examples:

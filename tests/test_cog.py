@@ -66,5 +66,10 @@ def test_float_cog_and_visual_are_padded_transparently(tmp_path):
     visual = write_visual(tmp_path / "b.tif", tmp_path / "v.tif")
     with rasterio.open(visual) as ds:
         assert (ds.width, ds.height) == (1008, 472)
-        alpha = ds.read(4)
-    assert alpha[469:].max() == 0 and alpha[:469].min() == 255
+        mask = ds.dataset_mask()
+        coarse = {f: ds.dataset_mask(out_shape=(472 // f, 1008 // f)) for f in ds.overviews(1)}
+    assert mask[469:].max() == 0 and mask[:469].min() == 255
+    for f, level in coarse.items():  # the mask halves with the image: padding stays masked
+        assert level[: 469 // f].min() == 255
+        assert level[-(-469 // f) :].size == 0 or level[-(-469 // f) :].max() == 0
+    assert coarse[2][-1].max() == 0  # rows 470-471: padding only

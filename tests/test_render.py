@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
+from rasterio.enums import MaskFlags
 from rasterio.warp import transform
-from rio_cogeo.cogeo import cog_validate
+from rio_cogeo.cogeo import cog_info, cog_validate
 from shapely.geometry import Point, shape
 
 from stac_coh.io.cog import UINT8_UNIT, encode, overview_levels, translate_to_cog
@@ -63,24 +64,28 @@ def test_ensure_cog_rewrites_plain_tiffs_and_keeps_encoding(
         np.testing.assert_array_equal(ds.read(1), encode(values, UINT8_UNIT))
 
 
-def test_visual_cog_is_rgba_colour_mapped_with_transparent_nodata(
+def test_visual_cog_is_rgb_colour_mapped_with_a_nodata_mask(
     wide: tuple[Path, np.ndarray], tmp_path: Path
 ) -> None:
     plain, values = wide
     cog = ensure_cog(plain, tmp_path)
     visual = write_visual(cog, tmp_path / "visual.tif")
-    assert cog_validate(str(visual), quiet=True)[0]
+    valid, info = cog_validate(str(visual), quiet=True)[0], cog_info(str(visual))
+    assert valid and info.Profile.InternalMask and not info.Profile.AlphaBand
     with rasterio.open(visual) as ds:
-        assert ds.count == 4
-        assert ds.dtypes == ("uint8",) * 4
-        assert ds.colorinterp[3] == rasterio.enums.ColorInterp.alpha
+        assert ds.count == 3
+        assert ds.dtypes == ("uint8",) * 3
+        assert ds.nodata is None  # transparency comes from the mask alone
+        assert all(flags == [MaskFlags.per_dataset] for flags in ds.mask_flag_enums)
         assert ds.overviews(1) == [2, 4]
-        rgba = ds.read()
+        rgb, mask = ds.read(), ds.dataset_mask()
     stored = encode(values, UINT8_UNIT)
     decoded = np.where(stored == 255, np.nan, stored * np.float32(0.004))
-    np.testing.assert_array_equal(rgba, colorize(decoded))
-    assert (rgba[3][np.isnan(values)] == 0).all()
-    assert (rgba[3][np.isfinite(values)] == 255).all()
+    expected = colorize(decoded)
+    valid_px = np.isfinite(values)
+    np.testing.assert_array_equal(rgb[:, valid_px], expected[:3, valid_px])
+    assert (mask[~valid_px] == 0).all()
+    assert (mask[valid_px] == 255).all()
 
 
 def test_thumbnail_is_small_png_of_the_colour_map(

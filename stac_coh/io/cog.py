@@ -162,13 +162,17 @@ def translate_to_cog(
     *,
     resampling: str = "average",
     compress: Literal["DEFLATE", "ZSTD"] = "DEFLATE",
+    alpha_to_mask: bool = False,
 ) -> None:
     """Rewrite a GeoTIFF as a COG: 512 tiles, overviews down to ~256 px, compression.
 
     Scale, offset, nodata, colour interpretation and band descriptions of ``src`` are
     kept. The raster is padded at the bottom and right (nodata, or 0 = transparent for an
     alpha band) so every overview halves exactly (see :func:`padded_size`); the origin
-    and pixel size do not change.
+    and pixel size do not change. ``alpha_to_mask`` turns an RGBA source into RGB with an
+    internal GDAL mask (at every overview level too): OpenLayers, which STAC Browser draws
+    COGs with, honours a mask or a nodata value but replaces a plain alpha band with its
+    own coverage, so RGBA nodata drew opaque black wherever the COG was reprojected.
     """
     with rasterio.open(src) as ds:
         is_float = np.dtype(ds.dtypes[0]).kind == "f"
@@ -191,4 +195,5 @@ def translate_to_cog(
         quiet=True,
         in_memory=False,
         use_cog_driver=False,
+        add_mask=alpha_to_mask,
     )

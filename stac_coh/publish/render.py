@@ -1,8 +1,9 @@
-"""Pictures of a coherence map: the colour map, the PNG thumbnail and the RGBA ``visual`` COG.
+"""Pictures of a coherence map: the colour map, the PNG thumbnail and the ``visual`` COG.
 
 Viewers (STAC Browser, QGIS, web maps) show the ``visual`` asset as is, so they need not
 know that the data asset stores uint8 with a scale. Both pictures are colour-mapped decoded
-coherence (0..1) with transparent nodata.
+coherence (0..1) with transparent nodata: an alpha channel in the PNG, an internal GDAL
+mask in the RGB ``visual`` COG (see :func:`~stac_coh.io.cog.translate_to_cog`).
 """
 
 from __future__ import annotations
@@ -88,9 +89,10 @@ def write_thumbnail(
 
 
 def write_visual(coherence: str | Path, dst: str | Path) -> Path:
-    """RGBA uint8 COG of the colour-mapped coherence (alpha 0 at nodata), with overviews.
+    """RGB uint8 COG of the colour-mapped coherence, masked at nodata, with overviews.
 
-    Written block by block, so memory stays bounded by one block whatever the scene size.
+    Written block by block as RGBA (memory bounded by one block whatever the scene size),
+    then translated to a COG whose alpha becomes an internal mask.
     """
     with rasterio.open(coherence) as src, tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "visual.tif"
@@ -117,7 +119,7 @@ def write_visual(coherence: str | Path, dst: str | Path) -> Path:
             ]
             for _, window in _blocks(src.width, src.height):
                 out.write(colorize(read_values(src, window=window)), window=window)
-        translate_to_cog(plain, dst)
+        translate_to_cog(plain, dst, alpha_to_mask=True)
     return Path(dst)
 
 

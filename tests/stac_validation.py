@@ -1,7 +1,9 @@
 """Offline STAC validation: core + every declared extension, schemas from tests/data/schemas.
 
-jsonschema + referencing with a registry that only knows the copied schemas (and our pair
-schema); any other URL raises, so a test never silently reaches the network.
+jsonschema + referencing with a registry that only knows the copied official schemas; any
+other URL raises, so a test never silently reaches the network. ``tests/data/schemas`` is a
+subset of the team's shared schema folder (``../shared/schemas``): :func:`unshared_schemas`
+names any declared schema the shared folder lacks, i.e. one no validator could fetch.
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
-from stac_coh.publish.item import PAIR_SCHEMA_URL
-
 SCHEMAS = Path(__file__).parent / "data" / "schemas"
-PAIR_SCHEMA = Path(__file__).parents[1] / "stac_coh" / "schemas" / "pair-v1.json"
+SHARED_SCHEMAS = Path(__file__).parents[1].parent / "shared" / "schemas"
 
 _CORE = {
     "Feature": "item-spec/json-schema/item.json",
@@ -32,9 +32,7 @@ _CORE = {
 def _index() -> dict[str, Path]:
     """Canonical URL -> local file."""
     index = json.loads((SCHEMAS / "index.json").read_text())
-    files = {url: SCHEMAS / rel for url, rel in index.items()}
-    files[PAIR_SCHEMA_URL] = PAIR_SCHEMA
-    return files
+    return {url: SCHEMAS / rel for url, rel in index.items()}
 
 
 def _retrieve(uri: str) -> Resource:
@@ -54,6 +52,12 @@ def schema_urls(obj: dict[str, Any]) -> list[str]:
     """Core schema of ``obj``'s type and version, then each declared extension."""
     core = f"https://schemas.stacspec.org/v{obj['stac_version']}/{_CORE[obj['type']]}"
     return [core, *(url.rstrip("#") for url in obj.get("stac_extensions", []))]
+
+
+def unshared_schemas(obj: dict[str, Any]) -> list[str]:
+    """Schemas ``obj`` declares that the shared official schema folder does not hold."""
+    shared = json.loads((SHARED_SCHEMAS / "index.json").read_text())
+    return [url for url in schema_urls(obj) if url not in shared]
 
 
 def validation_errors(obj: dict[str, Any]) -> list[str]:

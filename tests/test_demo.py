@@ -32,8 +32,9 @@ def test_demo_publishes_a_browsable_catalog(demo):
     catalog = pystac.Catalog.from_file(str(out / "catalog" / "catalog.json"))
     items = list(catalog.get_items(recursive=True))
     assert len(items) == 2
-    platforms = {i.properties["platform"] for i in items}
-    assert "sentinel-1a,sentinel-1c" in platforms  # the cross-platform 6-day pair
+    platforms = {tuple(i.properties["coh:platforms"]) for i in items}
+    assert ("sentinel-1a", "sentinel-1c") in platforms  # the cross-platform 6-day pair
+    assert {i.properties["platform"] for i in items} == {"sentinel-1a"}  # one per field
     for item in items:
         assert {"coherence", "uncertainty", "visual", "thumbnail"} <= set(item.assets)
         coherence = item.assets["coherence"].get_absolute_href()

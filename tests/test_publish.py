@@ -13,6 +13,7 @@ import numpy as np
 import odc.stac
 import pystac
 import pytest
+from pystac.extensions.raster import RasterExtension
 from rio_cogeo.cogeo import cog_validate
 
 from stac_coh.errors import RasterReadError
@@ -20,6 +21,7 @@ from stac_coh.io.cog import COG_MEDIA_TYPE, UINT8_UNIT, encode
 from stac_coh.io.stac_io import StoreStacIO
 from stac_coh.io.storage import Store, open_store
 from stac_coh.publish.collection import collection_key, item_key
+from stac_coh.publish.item import MODEL_REL
 from stac_coh.publish.pair import PublishResult, publish_pair
 from tests.publishing import (
     input_items,
@@ -127,35 +129,39 @@ def test_pystac_resolves_every_link(published: dict[str, Any]) -> None:
             assert store.key_for(asset.get_absolute_href()) is not None
             assert store.exists(store.key_for(asset.get_absolute_href()))
         derived = [link for link in item.links if link.rel == "derived_from"]
-        assert len(derived) == 3  # two input items and the model description
-        assert all(isinstance(link.href, str) for link in derived)
-        model = next(link for link in derived if "models/" in link.href)
+        assert len(derived) == 2  # the two input items; the model has its own relation
+        assert all(link.href.startswith("https://") for link in derived)
+        (model,) = [link for link in item.links if link.rel == MODEL_REL]
         assert model.resolve_stac_object().target.id == models[0].id
 
 
-def test_odc_stac_loads_stored_values_scale_and_nodata(published: dict[str, Any]) -> None:
+def test_odc_stac_loads_coherence_with_nan_nodata(published: dict[str, Any]) -> None:
+    """odc-stac never applies a scale (odc-stac#55): the README's recipe does, from the item."""
     store: Store = published["store"]
     for item in read_items(store):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = odc.stac.load([item], bands=["coherence"]).coherence.values[0]
+            loaded = odc.stac.load([item], bands=["coherence"]).coherence
         original = published["values"][item.id]
-        np.testing.assert_array_equal(data, encode(original, UINT8_UNIT))
-        band = item.assets["coherence"].extra_fields["raster:bands"][0]
-        assert band["nodata"] == 255
-        decoded = np.where(data == band["nodata"], np.nan, data * band["scale"] + band["offset"])
-        np.testing.assert_array_equal(np.isnan(decoded), np.isnan(original))
-        assert np.nanmax(np.abs(decoded - original)) <= 0.002 + 1e-6
+        np.testing.assert_array_equal(loaded.values[0], encode(original, UINT8_UNIT))
+        assert loaded.odc.nodata == 255  # from the STAC 1.1 band
+        (raster,) = RasterExtension.ext(item.assets["coherence"]).bands or []
+        coherence = loaded.where(loaded != loaded.odc.nodata) * raster.scale + raster.offset
+        values = coherence.values[0]
+        np.testing.assert_array_equal(np.isnan(values), np.isnan(original))  # nodata -> NaN
+        assert np.nanmin(values) >= 0.0 and np.nanmax(values) <= 1.0
+        assert np.nanmax(np.abs(values - original)) <= 0.002 + 1e-6
 
 
 def test_stackstac_loads_coherence_rescaled(published: dict[str, Any]) -> None:
     store: Store = published["store"]
     for item in read_items(store):
         item.make_asset_hrefs_absolute()  # static catalog: stackstac needs absolute hrefs
-        data = stack_coherence(item)
+        data = stack_coherence(item)  # rescale=True: the scale from raster:bands, applied
         original = published["values"][item.id]
         assert data.shape == original.shape
         np.testing.assert_array_equal(np.isnan(data), np.isnan(original))
+        assert np.nanmin(data) >= 0.0 and np.nanmax(data) <= 1.0
         assert np.nanmax(np.abs(data - original)) <= 0.002 + 1e-6
 
 
@@ -224,3 +230,32 @@ def test_missing_prediction_is_a_clear_error(tmp_path: Path) -> None:
             manifest_items=input_items(pair),
         )
     assert not store.exists(item_key("sentinel-1-coherence", pair.id))
+
+
+def test_derived_from_is_relative_inside_the_tree_and_absent_for_local_paths(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path / "catalog")
+    pair = make_pair(0)
+    inside, outside = pair.item_ids
+    inputs_dir = tmp_path / "catalog" / "inputs"
+    inputs_dir.mkdir(parents=True)
+    items = {}
+    for item_id, folder in ((inside, inputs_dir), (outside, tmp_path / "elsewhere")):
+        path = folder / f"{item_id}.json"
+        items[item_id] = {"id": item_id, "links": [{"rel": "self", "href": str(path)}]}
+    (inputs_dir / f"{inside}.json").write_text(json.dumps(items[inside]))
+    coh, unc, _ = write_pair_rasters(tmp_path / "in", pair)
+    result = publish_pair(pair, coh, unc, store, model_card=model_card(), manifest_items=items)
+    derived = [link for link in result.item["links"] if link["rel"] == "derived_from"]
+    assert derived == [
+        {
+            "rel": "derived_from",
+            "href": f"../../inputs/{inside}.json",
+            "type": "application/geo+json",
+            "title": inside,
+        }
+    ]
+    assert str(tmp_path) not in json.dumps(result.item)  # no path of this machine
+    item_dir = tmp_path / "catalog" / "sentinel-1-coherence" / pair.id
+    assert (item_dir / derived[0]["href"]).resolve() == (inputs_dir / f"{inside}.json")

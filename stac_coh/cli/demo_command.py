@@ -47,14 +47,14 @@ def demo_command(
     ),
 ) -> None:
     """Run the whole job offline on a bundled simulated catalog."""
-    from stac_coh.science.demo import build_demo_catalog
+    from stac_coh.science.demo import build_demo_catalog, source_dir
 
     console = Console()
     started = time.perf_counter()
     if fresh and out.exists():
         shutil.rmtree(out)
     with console.status("Simulating Sentinel-1 acquisitions and writing the source catalog..."):
-        source = build_demo_catalog(out / "source")
+        source = build_demo_catalog(source_dir(out))
     console.print(f"Source catalog (simulated): {source.items_dir}", highlight=False)
     search = SearchOptions(
         bbox=source.bbox, start=source.start, end=source.end, source=str(source.items_dir)

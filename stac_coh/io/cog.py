@@ -160,7 +160,7 @@ def translate_to_cog(
     src: str | Path,
     dst: str | Path,
     *,
-    resampling: str = "average",
+    resampling: Literal["average", "nearest"] = "average",
     compress: Literal["DEFLATE", "ZSTD"] = "DEFLATE",
     alpha_to_mask: bool = False,
 ) -> None:

@@ -23,7 +23,8 @@ from pystac.extensions.render import Render, RenderExtension
 
 from stac_coh.constants import DEFAULT_COLLECTION_ID
 from stac_coh.io.cog import UINT8_UNIT
-from stac_coh.publish.item import ASSETS, PAIR_SCHEMA_URL
+from stac_coh.publish.extensions import INSAR, SCIENTIFIC, scientific_fields
+from stac_coh.publish.item import ASSETS
 from stac_coh.publish.render import COLORMAP_NAME
 
 __all__ = [
@@ -65,7 +66,15 @@ _SUMMARY_LISTS = (
     "coh:estimator",
     "coh:weights_name",
 )
-_SUMMARY_RANGES = ("coh:baseline_days",)
+_SUMMARY_RANGES = ("insar:temporal_baseline",)
+_COLLECTION_EXTENSIONS = (
+    RenderExtension.get_schema_uri(),
+    "https://stac-extensions.github.io/sar/v1.0.0/schema.json",
+    "https://stac-extensions.github.io/sat/v1.0.0/schema.json",
+    INSAR,
+    SCIENTIFIC,
+)
+"""Extensions whose fields the collection itself uses (renders, summaries, citation)."""
 _EMPTY_INTERVAL: list[str | None] = [None, None]
 
 
@@ -125,13 +134,15 @@ def build_collection(
         id=collection_id,
         title="Sentinel-1 InSAR coherence (stac-coh)",
         description=(
-            "Per-pixel InSAR coherence in [0, 1] predicted by a Residual U-Net from two "
-            "detected (GRD/RTC) Sentinel-1 acquisitions of the same relative orbit, without "
-            "phase: no SLC processing is involved. Each item is one pair; its `coherence` "
-            "asset is a COG (scale/offset and nodata in raster:bands), `uncertainty` the "
-            "model's second head, `visual` and `thumbnail` colour renderings. Each item names "
-            "the weights that produced it (`coh:weights_name`, `processing:lineage`). "
-            "Contains modified Copernicus Sentinel data."
+            "Per-pixel InSAR coherence, 0 to 1, predicted by a Residual U-Net from two "
+            "detected (GRD or RTC) Sentinel-1 acquisitions of the same relative orbit, "
+            "without phase: no SLC processing is involved. Each item is one pair. Its "
+            "`coherence` asset is a Cloud-Optimized GeoTIFF whose band gives the scale, "
+            "offset and nodata of the stored values; `uncertainty` is the model's second "
+            "output; `visual` and `thumbnail` are colour pictures. Each item names the "
+            "weights that produced it (`coh:weights_name`, `processing:lineage`) and links "
+            "to their model description when it is published. Contains modified Copernicus "
+            "Sentinel data."
         ),
         extent=pystac.Extent(
             pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
@@ -158,12 +169,8 @@ def build_collection(
     data = collection.to_dict(include_self_link=False, transform_hrefs=False)
     data["extent"] = {"spatial": {"bbox": []}, "temporal": {"interval": [list(_EMPTY_INTERVAL)]}}
     data["summaries"] = {}
-    data["stac_extensions"] = [
-        RenderExtension.get_schema_uri(),
-        "https://stac-extensions.github.io/sar/v1.0.0/schema.json",
-        "https://stac-extensions.github.io/sat/v1.0.0/schema.json",
-        PAIR_SCHEMA_URL,
-    ]
+    data["stac_extensions"] = list(_COLLECTION_EXTENSIONS)
+    data.update(scientific_fields("Sentinel-1 InSAR coherence predicted by stac-coh."))
     data["links"] = [
         _link("root", "../catalog.json", "application/json"),
         _link("parent", "../catalog.json", "application/json"),
@@ -220,6 +227,7 @@ def rebuild_collection(
     """A copy of ``collection`` whose item links, extent, summaries and renders come from
     ``items`` alone (sorted by id; every other link kept)."""
     rebuilt = dict(collection)
+    rebuilt["stac_extensions"] = list(_COLLECTION_EXTENSIONS)  # drop retired schema URLs
     rebuilt["links"] = [link for link in collection["links"] if link.get("rel") != "item"]
     rebuilt["extent"] = {"spatial": {"bbox": []}, "temporal": {"interval": [list(_EMPTY_INTERVAL)]}}
     rebuilt["summaries"] = {}
@@ -280,8 +288,8 @@ def _extend_summaries(summaries: dict[str, Any], item: Mapping[str, Any]) -> Non
             continue
         value = props[name]
         values = value if isinstance(value, list) else [value]
-        if name == "platform":
-            values = [p for v in values for p in str(v).split(",")]
+        if name == "platform":  # a pair across platforms names the other in coh:platforms
+            values = [*values, *props.get("coh:platforms", [])]
         merged = set(summaries.get(name, [])) | set(values)
         summaries[name] = sorted(merged, key=lambda v: (str(type(v)), v))
     for name in _SUMMARY_RANGES:
@@ -312,7 +320,7 @@ def _renders(item: Mapping[str, Any]) -> dict[str, Any]:
         ).to_dict()
     }
     if "visual" in item["assets"]:
-        renders["visual"] = Render.create(assets=["visual"], title="Coherence (RGBA)").to_dict()
+        renders["visual"] = Render.create(assets=["visual"], title="Coherence (colour)").to_dict()
     return {k: {f: v for f, v in r.items() if v is not None} for k, r in renders.items()}
 
 

@@ -1,7 +1,10 @@
 """The STAC item of one coherence pair, exactly as the product description lays it out.
 
 Pure: it turns a :class:`~stac_coh.search.manifest.Pair`, the local asset files and their hrefs
-into a ``pystac.Item``; writing it is :mod:`stac_coh.publish.pair`'s job.
+into a ``pystac.Item``; writing it is :mod:`stac_coh.publish.pair`'s job. Properties come
+from the groups in :mod:`stac_coh.publish.item_fields`; this module adds the extension
+fields pystac knows (sar, sat, projection, file), the assets with their STAC 1.1 ``bands``
+(plus raster v1.1 ``raster:bands`` for the scale) and the links.
 """
 
 from __future__ import annotations
@@ -9,17 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pystac
 import rasterio
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
-from pystac.extensions.raster import DataType, RasterBand, RasterExtension
-from pystac.extensions.raster import Statistics as RasterStatistics
 from pystac.extensions.sar import (
     FrequencyBand,
     ObservationDirection,
@@ -28,37 +28,32 @@ from pystac.extensions.sar import (
 )
 from pystac.extensions.sat import OrbitState, SatExtension
 
-from stac_coh import __version__
 from stac_coh.io.cog import COG_MEDIA_TYPE
 from stac_coh.model.card import ModelCard
-from stac_coh.publish.model_item import weights_origin
+from stac_coh.publish.extensions import RASTER_BANDS_V1
+from stac_coh.publish.item_fields import PROPERTY_GROUPS, round_seconds
+from stac_coh.publish.links import HrefResolver, canonical_href, public_href
+from stac_coh.publish.model_item import mlm_name
 from stac_coh.publish.raster_info import (
     BandInfo,
     band_info,
+    band_object,
     footprint,
     grid_outline,
+    raster_band_v1,
     sha256_multihash,
 )
 from stac_coh.search.manifest import Pair
 
 __all__ = [
     "ASSETS",
-    "PAIR_SCHEMA_URL",
-    "PROCESSING_SCHEMA_URL",
+    "MODEL_REL",
     "AssetSpec",
     "ItemInputs",
     "build_item",
-    "canonical_href",
-    "unsigned_href",
 ]
 
 log = logging.getLogger(__name__)
-
-PAIR_SCHEMA_URL = "https://stac-coh.github.io/stac-coh/schemas/pair/v1.0.0/schema.json"
-"""Our ``coh:`` fields; the schema ships as ``stac_coh/schemas/pair-v1.json``."""
-
-PROCESSING_SCHEMA_URL = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
-"""pystac has no processing extension class; v1.2.0 adds ``processing:datetime``."""
 
 CENTER_FREQUENCY_GHZ = 5.405
 """Sentinel-1 C-SAR centre frequency."""
@@ -66,8 +61,10 @@ CENTER_FREQUENCY_GHZ = 5.405
 PRODUCT_TYPE = "COH"
 """``sar:product_type`` of a coherence map (required by sar v1.0.0)."""
 
-ESTIMATOR = "resunet"
-"""Fallback estimator name when the card names no architecture."""
+MODEL_REL = "processing-expression"
+"""Relation of the link to the model (MLM) item: the processing extension's relation for
+how the data was processed, paired with ``processing:expression``. MLM suggests
+``derived_from``, but STAC Browser lists every ``derived_from`` as an input scene."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ class AssetSpec:
     media_type: str
     """IANA media type."""
     roles: tuple[str, ...]
-    """STAC roles."""
+    """STAC roles (``coherence`` is the InSAR extension's role)."""
     suffix: str
     """File name suffix after the item id."""
 
@@ -89,30 +86,32 @@ class AssetSpec:
 ASSETS: dict[str, AssetSpec] = {
     "coherence": AssetSpec(
         "Coherence",
-        "Predicted InSAR coherence in [0, 1]: value = stored * scale + offset "
-        "(see raster:bands); nodata marks pixels outside both acquisitions.",
+        "Predicted InSAR coherence, 0 to 1. The band says how values are stored (scale, "
+        "offset, nodata) and what its statistics describe.",
         COG_MEDIA_TYPE,
-        ("data",),
+        ("data", "coherence"),
         "_coherence.tif",
     ),
     "uncertainty": AssetSpec(
         "Coherence uncertainty",
-        "The model's second head: predicted standard deviation of coherence when "
-        "coh:uncertainty is 'sigma', the raw head output in [0, 1] when it is 'head'.",
+        "The model's second output: the predicted standard deviation of the coherence when "
+        "coh:uncertainty is 'sigma', the raw head output (0 to 1, uncalibrated) when it is "
+        "'head'.",
         COG_MEDIA_TYPE,
         ("data", "uncertainty"),
         "_uncertainty.tif",
     ),
     "visual": AssetSpec(
         "Coherence (colour)",
-        "RGBA rendering of coherence 0..1 with the viridis colour map; transparent at nodata.",
+        "Coherence 0 to 1 drawn with the viridis colour map, as an RGB image whose mask "
+        "makes pixels without data transparent.",
         COG_MEDIA_TYPE,
         ("visual",),
         "_visual.tif",
     ),
     "thumbnail": AssetSpec(
         "Thumbnail",
-        "Colour-mapped coherence (viridis, 0..1), at most 512 px on the long side.",
+        "Coherence 0 to 1 drawn with the viridis colour map, at most 512 px on the long side.",
         pystac.MediaType.PNG,
         ("thumbnail",),
         "_thumbnail.png",
@@ -120,7 +119,10 @@ ASSETS: dict[str, AssetSpec] = {
 }
 """Every asset an item may have, in publication order."""
 
-_SIGNING_PARAMS = {"sig", "se", "st", "sp", "sv", "sr", "skoid", "sktid", "skt", "ske", "sks"}
+_BAND_MEANING = {
+    "coherence": ("coherence", "InSAR coherence predicted by the model, 0 to 1."),
+    "uncertainty": ("uncertainty", "Uncertainty of the predicted coherence."),
+}
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ class ItemInputs:
     """When the coherence was computed (UTC)."""
     model_item_href: str | None = None
     """Href of the published MLM item describing the weights, if any."""
+    input_href: HrefResolver = public_href
+    """Turns an input's canonical href into the published one (relative inside the
+    published tree), or ``None`` to leave a machine path out."""
 
 
 def build_item(pair: Pair, inputs: ItemInputs) -> pystac.Item:
@@ -150,71 +155,28 @@ def build_item(pair: Pair, inputs: ItemInputs) -> pystac.Item:
     if geometry is None:
         log.warning("%s has no valid pixel; its footprint is the whole grid", pair.id)
         geometry = grid_outline(coherence)
+    properties: dict[str, Any] = {}
+    schemas: list[str] = []
+    for group in PROPERTY_GROUPS:
+        properties.update(group.build(pair, inputs))
+        if group.schema:
+            schemas.append(group.schema)
     item = pystac.Item(
         id=pair.id,
         geometry=geometry,
         bbox=_bbox(geometry),
         datetime=None,
-        start_datetime=pair.reference.datetime,
-        end_datetime=pair.secondary.datetime,
-        properties=_common_properties(pair, inputs),
+        start_datetime=round_seconds(pair.reference.datetime),
+        end_datetime=round_seconds(pair.secondary.datetime),
+        properties=properties,
         collection=inputs.collection_id,
     )
     _apply_sar_sat(item, pair)
     _apply_projection(item, coherence)
-    _add_assets(item, inputs)
-    item.stac_extensions.extend([PROCESSING_SCHEMA_URL, PAIR_SCHEMA_URL])
-    _add_derived_from(item, pair, inputs)
+    schemas.extend(_add_assets(item, inputs))
+    item.stac_extensions.extend(s for s in schemas if s not in item.stac_extensions)
+    _add_links(item, pair, inputs)
     return item
-
-
-def _common_properties(pair: Pair, inputs: ItemInputs) -> dict[str, Any]:
-    """Common metadata, processing and ``coh:`` fields."""
-    card = inputs.model_card
-    ref, sec = pair.reference, pair.secondary
-    estimator = card.architecture.name or ESTIMATOR
-    weights = f"'{card.name}'" + (f" (sha256 {card.sha256[:12]})" if card.sha256 else "")
-    lineage = (
-        f"Coherence predicted by stac-coh {__version__} ({estimator}) with weights {weights} "
-        f"from Sentinel-1 {pair.polarization.upper()} backscatter of {_iso(ref.datetime)} and "
-        f"{_iso(sec.datetime)}, relative orbit {ref.relative_orbit} {ref.orbit_state}."
-    )
-    props: dict[str, Any] = {
-        "title": f"Coherence {ref.datetime:%Y-%m-%d} / {sec.datetime:%Y-%m-%d} "
-        f"R{ref.relative_orbit:03d} {pair.polarization.upper()}",
-        "description": lineage + (f" {card.provenance.notes}" if card.provenance.notes else ""),
-        "constellation": "sentinel-1",
-        "platform": ",".join(pair.platforms),
-        "instruments": ["c-sar"],
-        "created": _iso(inputs.processing_datetime),
-        "processing:level": "L4",
-        "processing:software": {"stac-coh": __version__},
-        "processing:datetime": _iso(inputs.processing_datetime),
-        "processing:lineage": lineage,
-        "coh:baseline_days": round(float(pair.baseline_days), 6),
-        "coh:reference_datetime": _iso(ref.datetime),
-        "coh:secondary_datetime": _iso(sec.datetime),
-        "coh:reference_item_ids": list(ref.item_ids),
-        "coh:secondary_item_ids": list(sec.item_ids),
-        "coh:reference_platform": ref.platform.lower(),
-        "coh:secondary_platform": sec.platform.lower(),
-        "coh:coverage": round(float(pair.coverage), 6),
-        "coh:estimator": estimator,
-        "coh:estimator_version": __version__,
-        "coh:weights_name": card.name,
-        "coh:uncertainty": "sigma" if card.uncertainty.calibrated else "head",
-    }
-    if inputs.model_item_href:
-        props["processing:expression"] = {
-            "format": "stac-mlm",
-            "expression": inputs.model_item_href,
-        }
-    if len(card.sha256) == 64:
-        props["coh:weights_sha256"] = card.sha256.lower()
-    if card.provenance.source:
-        props["coh:weights_source"] = card.provenance.source
-    props.update(weights_origin(card))  # repository, revision, license of Hub weights
-    return props
 
 
 def _apply_sar_sat(item: pystac.Item, pair: Pair) -> None:
@@ -247,8 +209,9 @@ def _apply_projection(item: pystac.Item, coherence: Path) -> None:
         )
 
 
-def _add_assets(item: pystac.Item, inputs: ItemInputs) -> None:
-    """Assets in :data:`ASSETS` order, with raster bands and file info."""
+def _add_assets(item: pystac.Item, inputs: ItemInputs) -> list[str]:
+    """Assets in :data:`ASSETS` order with bands and file info; the schemas they need."""
+    schemas: list[str] = []
     for key, spec in ASSETS.items():
         path = inputs.files.get(key)
         if path is None:
@@ -264,15 +227,41 @@ def _add_assets(item: pystac.Item, inputs: ItemInputs) -> None:
         FileExtension.ext(asset, add_if_missing=True).apply(
             size=path.stat().st_size, checksum=sha256_multihash(path)
         )
-        if key in {"coherence", "uncertainty"}:
-            info = band_info(path)
-            unit = _unit(key, inputs.model_card)
-            RasterExtension.ext(asset, add_if_missing=True).apply([_raster_band(info, item, unit)])
+        if key in _BAND_MEANING:
+            schemas.extend(_add_bands(asset, key, band_info(path), item, inputs.model_card))
         elif key == "thumbnail":
             from PIL import Image
 
             with Image.open(path) as image:
                 ProjectionExtension.ext(asset).shape = [image.height, image.width]
+    return schemas
+
+
+def _add_bands(
+    asset: pystac.Asset, key: str, info: BandInfo, item: pystac.Item, card: ModelCard
+) -> list[str]:
+    """STAC 1.1 ``bands`` and raster v1.1 ``raster:bands``; the schema they need.
+
+    ``bands`` holds the core fields (data type, nodata, statistics of stored values, unit):
+    what STAC Browser 5 draws with and odc-stac reads. Scale, offset and resolution go in
+    ``raster:bands``, the only place stackstac (0.5.1) takes them from when it rescales;
+    raster v2 puts them inside ``bands`` but forbids ``raster:bands`` beside them.
+    """
+    name, meaning = _BAND_MEANING[key]
+    if key == "uncertainty":
+        meaning = (
+            "Predicted standard deviation of the coherence (the model's second output)."
+            if card.uncertainty.calibrated
+            else "Raw uncertainty output of the model, 0 to 1 (uncalibrated for these weights)."
+        )
+    transform = ProjectionExtension.ext(item).transform or [1.0]
+    asset.extra_fields["bands"] = [
+        band_object(info, name=name, meaning=meaning, unit=_unit(key, card))
+    ]
+    asset.extra_fields["raster:bands"] = [
+        raster_band_v1(info, spatial_resolution=abs(float(transform[0])))
+    ]
+    return [RASTER_BANDS_V1]
 
 
 def _unit(key: str, card: ModelCard) -> str | None:
@@ -282,28 +271,18 @@ def _unit(key: str, card: ModelCard) -> str | None:
     return None
 
 
-def _raster_band(info: BandInfo, item: pystac.Item, unit: str | None) -> RasterBand:
-    """raster:bands entry: encoding, statistics of stored values, resolution."""
-    transform = ProjectionExtension.ext(item).transform or [1.0]
-    stats = info.statistics
-    return RasterBand.create(
-        nodata=info.stac_nodata,  # type: ignore[arg-type]
-        data_type=DataType(info.data_type),
-        scale=info.scale,
-        offset=info.offset,
-        unit=unit,
-        spatial_resolution=abs(float(transform[0])),
-        statistics=RasterStatistics.create(**stats.to_dict()) if stats else None,
-    )
-
-
-def _add_derived_from(item: pystac.Item, pair: Pair, inputs: ItemInputs) -> None:
-    """One ``derived_from`` link per input item (canonical, unsigned) and one to the model."""
+def _add_links(item: pystac.Item, pair: Pair, inputs: ItemInputs) -> None:
+    """``derived_from`` each input item (where it has a public href), and the model."""
     for item_id in pair.item_ids:
         data = inputs.input_items.get(item_id)
-        href = canonical_href(data) if data is not None else None
+        canonical = canonical_href(data) if data is not None else None
+        href = inputs.input_href(canonical) if canonical else None
         if href is None:
-            log.warning("no canonical href for input item %s; derived_from link omitted", item_id)
+            log.warning(
+                "input item %s has no href readers can resolve (%s); derived_from omitted",
+                item_id,
+                canonical or "no self link",
+            )
             continue
         item.add_link(
             pystac.Link("derived_from", href, media_type=pystac.MediaType.GEOJSON, title=item_id)
@@ -311,38 +290,13 @@ def _add_derived_from(item: pystac.Item, pair: Pair, inputs: ItemInputs) -> None
     if inputs.model_item_href:
         item.add_link(
             pystac.Link(
-                "derived_from",
+                MODEL_REL,
                 inputs.model_item_href,
                 media_type=pystac.MediaType.GEOJSON,
-                title=f"Model weights {inputs.model_card.name} (STAC MLM item)",
-                extra_fields={"mlm:name": inputs.model_card.name},
+                title=f"Model that made this map: weights {inputs.model_card.name} (MLM item)",
+                extra_fields={"mlm:name": mlm_name(inputs.model_card.name)},
             )
         )
-
-
-def canonical_href(item: Mapping[str, Any]) -> str | None:
-    """The item's canonical (else self) href with signing parameters removed."""
-    links = item.get("links") or []
-    for rel in ("canonical", "self"):
-        for link in links:
-            if link.get("rel") == rel and isinstance(link.get("href"), str):
-                return unsigned_href(link["href"])
-    return None
-
-
-def unsigned_href(href: str) -> str:
-    """``href`` without SAS / presigned-URL query parameters (tokens never get published)."""
-    parts = urlsplit(href)
-    if not parts.query:
-        return href
-    kept = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in _SIGNING_PARAMS
-        and not k.lower().startswith(("x-amz-", "x-goog-"))
-        and k.lower() not in {"token", "access_token", "signature"}
-    ]
-    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def _bbox(geometry: Mapping[str, Any]) -> list[float]:
@@ -356,10 +310,3 @@ def _bbox(geometry: Mapping[str, Any]) -> list[float]:
         west = min(p.bounds[0] for p in parts if p.bounds[0] > 0)
         east = max(p.bounds[2] for p in parts if p.bounds[2] < 0)
     return [round(v, 7) for v in (west, south, east, north)]
-
-
-def _iso(value: datetime) -> str:
-    """RFC 3339 UTC with ``Z``."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,29 +1,51 @@
 """The model description: a STAC item with the MLM extension for the weights in use.
 
-Coherence items point at it (a ``derived_from`` link and ``processing:expression`` with
-format ``stac-mlm``), so a reader can tell which weights made a map and fetch them. It is
-published only when the weights have a location readers can reach (an http(s), s3 or
-``hf://`` source), since MLM requires an ``mlm:model`` asset.
+Coherence items point at it (a ``processing-expression`` link and ``processing:expression``
+with format ``stac-mlm``), so a reader can tell which weights made a map and fetch them.
+MLM requires an ``mlm:model`` asset, so it is published when the weights have a location
+readers can reach (an http(s), s3 or ``hf://`` source) or are the weights bundled with
+stac-coh, which are then published beside the item.
+
+Its geometry is the whole world: the model applies to Sentinel-1 pairs anywhere (MLM
+suggests geometry and bbox describe where a model is meant to be used), and STAC Browser
+draws an empty map for an item without one.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pystac
+from pystac.extensions.file import FileExtension
 from pystac.extensions.mlm import MLMExtension
 
 from stac_coh.model.card import ModelCard
+from stac_coh.model.weight_sources import BUNDLED_WEIGHTS_DIR
+from stac_coh.publish.extensions import SCIENTIFIC, scientific_fields
+from stac_coh.publish.raster_info import sha256_multihash
+from stac_coh.publish.text import as_sentence
 
 __all__ = [
     "HF_DEFAULT_FILE",
     "build_model_item",
+    "bundled_weights_file",
+    "mlm_name",
     "model_item_id",
     "weights_href",
     "weights_origin",
 ]
+
+WORLD = {
+    "type": "Polygon",
+    "coordinates": [
+        [[-180.0, -90.0], [180.0, -90.0], [180.0, 90.0], [-180.0, 90.0], [-180.0, -90.0]]
+    ],
+}
+"""Where the model applies: any Sentinel-1 pair."""
 
 HF_DEFAULT_FILE = "model.weights.h5"
 """File of a Hugging Face model repo when the source names only the repo."""
@@ -72,32 +94,47 @@ def weights_origin(card: ModelCard) -> dict[str, str]:
     return {key: value for key, value in fields.items() if value}
 
 
+def bundled_weights_file(card: ModelCard) -> Path | None:
+    """The weights file bundled with stac-coh that ``card`` describes, if it is one."""
+    if not card.sha256:
+        return None
+    for path in sorted(BUNDLED_WEIGHTS_DIR.glob("*.safetensors")):
+        sidecar = path.with_name(f"{path.name}.card.json")
+        if sidecar.is_file() and json.loads(sidecar.read_text()).get("sha256") == card.sha256:
+            return path
+    return None
+
+
 def build_model_item(
     card: ModelCard,
     *,
     weights_url: str,
     card_href: str | None = None,
     self_href: str | None = None,
+    weights_file: Path | None = None,
 ) -> dict[str, Any]:
     """MLM item of ``card``'s weights: inputs, outputs, hyperparameters, the weights asset.
 
     Args:
         card: The model card of the weights.
-        weights_url: Where the weight file can be fetched.
+        weights_url: Where the weight file can be fetched (relative when published beside).
         card_href: Href (relative to the item) of the model card JSON, if published.
         self_href: Absolute href of the item where it is published.
+        weights_file: The local weights file, when known (gives ``file:size``/``checksum``).
     """
     item = pystac.Item(
         id=model_item_id(card),
-        geometry=None,
-        bbox=None,
+        geometry=WORLD,
+        bbox=[-180.0, -90.0, 180.0, 90.0],
         datetime=datetime.now(UTC).replace(microsecond=0),
         properties={
             "title": f"Coherence model weights {card.name}",
             "description": _description(card),
+            **scientific_fields(f"Weights '{card.name}' of the stac-coh coherence model."),
         },
     )
     MLMExtension.ext(item, add_if_missing=True)
+    item.stac_extensions.append(SCIENTIFIC)
     item.properties.update(_mlm_properties(card))
     if card.provenance.license:
         item.properties["license"] = _license(card.provenance.license)
@@ -105,16 +142,18 @@ def build_model_item(
     artifact_type, media_type = _ARTIFACT_TYPES.get(
         _suffix(weights_url), ("weights", "application/octet-stream")
     )
-    item.add_asset(
-        "weights",
-        pystac.Asset(
-            href=weights_url,
-            title=f"Weights {card.name}",
-            media_type=media_type,
-            roles=["mlm:model", "data"],
-            extra_fields={"mlm:artifact_type": artifact_type},
-        ),
+    weights = pystac.Asset(
+        href=weights_url,
+        title=f"Weights {card.name}",
+        media_type=media_type,
+        roles=["mlm:model", "mlm:weights", "data"],
+        extra_fields={"mlm:artifact_type": artifact_type},
     )
+    item.add_asset("weights", weights)
+    if weights_file is not None:
+        FileExtension.ext(weights, add_if_missing=True).apply(
+            size=weights_file.stat().st_size, checksum=sha256_multihash(weights_file)
+        )
     if card_href:
         item.add_asset(
             "model-card",
@@ -145,7 +184,7 @@ def _mlm_properties(card: ModelCard) -> dict[str, Any]:
         "data_type": "float32",
     }
     return {
-        "mlm:name": _mlm_name(card.name),
+        "mlm:name": mlm_name(card.name),
         "mlm:architecture": "Residual U-Net",
         "mlm:tasks": ["regression"],
         "mlm:framework": "PyTorch",
@@ -195,23 +234,22 @@ def _mlm_properties(card: ModelCard) -> dict[str, Any]:
 
 
 def _description(card: ModelCard) -> str:
-    """Human summary of where the weights come from."""
+    """What the model does and where these weights come from, in sentences."""
     prov = card.provenance
-    parts = [f"Weights '{card.name}' of the stac-coh Residual U-Net coherence model."]
-    if prov.source:
-        parts.append(f"Source: {prov.source}.")
-    if prov.trained_on:
-        parts.append(f"Trained on: {prov.trained_on}")
-    if prov.citation:
-        parts.append(f"Cite: {prov.citation}")
-    if prov.notes:
-        parts.append(prov.notes)
-    if card.sha256:
-        parts.append(f"Tensor checksum (sha256): {card.sha256}.")
-    return " ".join(parts)
+    parts = [
+        "A Residual U-Net that predicts InSAR coherence (0 to 1) and its uncertainty from "
+        "two detected Sentinel-1 backscatter images of the same relative orbit, with the "
+        "architecture of Sica, Pulella and Schmitt (2026).",
+        f"These are the weights '{card.name}'.",
+        as_sentence(f"Training data: {prov.trained_on}") if prov.trained_on else "",
+        as_sentence(f"About the weights: {prov.notes}") if prov.notes else "",
+        as_sentence(f"Source: {prov.source}") if prov.source else "",
+        f"Tensor checksum (sha256): {card.sha256}." if card.sha256 else "",
+    ]
+    return " ".join(part for part in parts if part)
 
 
-def _mlm_name(name: str) -> str:
+def mlm_name(name: str) -> str:
     """A name matching MLM's pattern (letter first, alphanumeric last)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.\-\s]", "-", name).strip(" _.-")
     if not cleaned or not cleaned[0].isalpha():

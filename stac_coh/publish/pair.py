@@ -43,7 +43,13 @@ from stac_coh.publish.collection import (
     item_key,
 )
 from stac_coh.publish.item import ASSETS, ItemInputs, build_item
-from stac_coh.publish.model_item import build_model_item, model_item_id, weights_href
+from stac_coh.publish.links import HrefResolver, public_href, relative_key
+from stac_coh.publish.model_item import (
+    build_model_item,
+    bundled_weights_file,
+    model_item_id,
+    weights_href,
+)
 from stac_coh.publish.raster_info import ensure_cog
 from stac_coh.publish.render import write_thumbnail, write_visual
 from stac_coh.search.manifest import Pair
@@ -55,12 +61,14 @@ __all__ = [
     "ensure_model_item",
     "publish_pair",
     "register_item",
+    "tree_href",
 ]
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
+_OCTETS = "application/octet-stream"
 
 CAS_ATTEMPTS = 40
 """Compare-and-swap attempts on the collection before leaving it to ``finalize``."""
@@ -130,7 +138,8 @@ def publish_pair(
                 input_items=manifest_items,
                 collection_id=collection_id,
                 processing_datetime=processing_datetime or datetime.now(UTC),
-                model_item_href=f"../../{model_href}" if model_href else None,
+                model_item_href=relative_key(model_href, ikey) if model_href else None,
+                input_href=tree_href(store, ikey),
             ),
         )
         if extra_properties:
@@ -154,12 +163,25 @@ def publish_pair(
     return PublishResult(pair.id, "published", store.href_for(ikey), data, registered)
 
 
+def tree_href(store: Store, from_key: str) -> HrefResolver:
+    """Resolver for input hrefs: relative to ``from_key`` when the input lies in ``store``'s
+    tree, the URL itself when it is one, and ``None`` for a path of this machine."""
+
+    def resolve(href: str) -> str | None:
+        key = store.key_for(href)
+        if key is not None and store.exists(key):
+            return relative_key(key, from_key)
+        return public_href(href)
+
+    return resolve
+
+
 def _prepare_files(
     coherence: Path, uncertainty: str | Path | None, workdir: Path
 ) -> dict[str, Path]:
     """COG data assets plus the rendered visual COG and PNG thumbnail, in asset order."""
-    for path in filter(None, (coherence, uncertainty)):
-        if not Path(path).is_file():
+    for path in (coherence, uncertainty):
+        if path is not None and not Path(path).is_file():
             raise RasterReadError(
                 f"{path} does not exist; publish a pair only after its prediction is written."
             )
@@ -233,21 +255,32 @@ def ensure_catalog_links(
 def ensure_model_item(
     store: Store, card: ModelCard, *, weights_url: str | None = None
 ) -> str | None:
-    """Publish the MLM item (and model card) of the weights once; return its key or None."""
+    """Publish the MLM item (and model card) of the weights once; return its key or None.
+
+    Weights without a public location are published beside the item when they are the
+    ones bundled with stac-coh (16 MB); for any other local file there is no MLM item.
+    """
     url = weights_url or weights_href(card)
+    bundled = None
     if url is None:
-        log.info("weights %s have no public location; no MLM item published", card.name)
-        return None
+        bundled = bundled_weights_file(card)
+        if bundled is None:
+            log.info("weights %s have no public location; no MLM item published", card.name)
+            return None
+        url = f"./{bundled.name}"
     mid = model_item_id(card)
     key, card_key = f"models/{mid}/{mid}.json", f"models/{mid}/{mid}.model-card.json"
     title = f"Coherence model weights {card.name}"
     if not store.exists(key):
         store.put(card_key, card.to_json().encode(), content_type=JSON)
+        if bundled is not None:
+            store.put_file(f"models/{mid}/{bundled.name}", bundled, content_type=_OCTETS)
         data = build_model_item(
             card,
             weights_url=url,
             card_href=f"./{mid}.model-card.json",
             self_href=store.self_href(key),
+            weights_file=bundled,
         )
         title = data["properties"]["title"]
         with contextlib.suppress(ConflictError):  # a concurrent publisher wrote the same one

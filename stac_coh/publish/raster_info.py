@@ -2,7 +2,9 @@
 
 Statistics describe STORED values, the way rio-stac computes them (a read decimated to at
 most ``max_size`` pixels on the long side, nodata masked): STAC Browser stretches stored
-values between ``statistics.minimum`` and ``maximum`` and applies no scale/offset.
+values between ``statistics.minimum`` and ``maximum`` and applies no scale/offset. So a
+band whose values are scaled says in its ``description`` that its statistics are of the
+stored values, next to the ``raster:scale`` that turns them into coherence.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ __all__ = [
     "BandInfo",
     "Statistics",
     "band_info",
+    "band_object",
     "ensure_cog",
     "footprint",
     "grid_outline",
+    "raster_band_v1",
     "sha256_multihash",
 ]
 
@@ -57,14 +61,16 @@ class Statistics:
     valid_percent: float
     """Percentage of pixels that are not nodata."""
 
-    def to_dict(self) -> dict[str, float]:
-        """STAC ``statistics`` object."""
+    def to_dict(self, *, integer: bool = False) -> dict[str, float]:
+        """STAC ``statistics`` object, rounded for reading (``integer``: stored integers)."""
+        digits = 2 if integer else 4
+        extremes = int if integer else lambda v: round(v, digits)
         return {
-            "minimum": self.minimum,
-            "maximum": self.maximum,
-            "mean": self.mean,
-            "stddev": self.stddev,
-            "valid_percent": self.valid_percent,
+            "minimum": extremes(self.minimum),
+            "maximum": extremes(self.maximum),
+            "mean": round(self.mean, digits),
+            "stddev": round(self.stddev, digits),
+            "valid_percent": round(self.valid_percent, 2),
         }
 
 
@@ -86,6 +92,16 @@ class BandInfo:
     """Columns."""
     height: int
     """Rows."""
+
+    @property
+    def is_scaled(self) -> bool:
+        """Whether stored values need scale/offset to become physical values."""
+        return (self.scale, self.offset) != (1.0, 0.0)
+
+    @property
+    def is_integer(self) -> bool:
+        """Whether values are stored as integers."""
+        return np.dtype(self.data_type).kind in "iu"
 
     @property
     def stac_nodata(self) -> float | str | None:
@@ -114,6 +130,49 @@ def band_info(path: str | Path, *, max_size: int = STATS_MAX_SIZE) -> BandInfo:
         )
 
 
+def band_object(info: BandInfo, *, name: str, meaning: str, unit: str | None) -> dict[str, Any]:
+    """STAC 1.1 ``bands`` entry (core fields only): what STAC Browser 5 draws with.
+
+    ``meaning`` says what the values are (one sentence); the description goes on with how
+    they are stored and what the statistics are of.
+    """
+    band: dict[str, Any] = {
+        "name": name,
+        "description": f"{meaning} {_storage_sentence(info)}".strip(),
+        "data_type": info.data_type,
+    }
+    if info.stac_nodata is not None:
+        band["nodata"] = info.stac_nodata
+    if unit:
+        band["unit"] = unit
+    if info.statistics is not None:
+        band["statistics"] = info.statistics.to_dict(integer=info.is_integer)
+    return band
+
+
+def raster_band_v1(info: BandInfo, *, spatial_resolution: float) -> dict[str, Any]:
+    """raster v1.1 ``raster:bands`` entry: how to decode stored values (stackstac reads it)."""
+    band: dict[str, Any] = {"data_type": info.data_type}
+    if info.stac_nodata is not None:
+        band["nodata"] = info.stac_nodata
+    band.update(scale=info.scale, offset=info.offset, spatial_resolution=spatial_resolution)
+    return band
+
+
+def _storage_sentence(info: BandInfo) -> str:
+    """How the values are stored, and what the statistics describe."""
+    nodata = info.stac_nodata
+    missing = "" if nodata is None else f"; {'NaN' if nodata == 'nan' else nodata} = no data"
+    if not info.is_scaled:
+        return f"Stored as {info.data_type}{missing}."
+    top = round((1.0 - info.offset) / info.scale)
+    offset = f" + {info.offset:g}" if info.offset else ""
+    return (
+        f"Stored as {info.data_type} 0-{top}{missing}; value = stored × {info.scale:g}{offset} "
+        "(raster:bands scale and offset). Statistics are of the stored values."
+    )
+
+
 def _statistics(data: np.ma.MaskedArray) -> Statistics | None:
     """rio-stac-style statistics of a masked array."""
     values = np.ma.masked_invalid(data.astype(np.float64))
@@ -123,9 +182,9 @@ def _statistics(data: np.ma.MaskedArray) -> Statistics | None:
     return Statistics(
         minimum=float(values.min()),
         maximum=float(values.max()),
-        mean=round(float(values.mean()), 6),
-        stddev=round(float(values.std()), 6),
-        valid_percent=round(100.0 * valid / values.size, 4),
+        mean=float(values.mean()),
+        stddev=float(values.std()),
+        valid_percent=100.0 * valid / values.size,
     )
 
 

@@ -25,7 +25,7 @@ from pyproj import Transformer
 from stac_coh.io.cog import translate_to_cog
 from stac_coh.science.sim import SceneSpec, simulate_scene
 
-__all__ = ["DEMO_ACQUISITIONS", "DemoCatalog", "build_demo_catalog"]
+__all__ = ["DEMO_ACQUISITIONS", "INPUTS_FOLDER", "DemoCatalog", "build_demo_catalog", "source_dir"]
 
 NODATA = -32768.0
 """Planetary Computer RTC nodata."""
@@ -35,6 +35,17 @@ ORIGIN = (548_000.0, 4_186_000.0)
 """Upper-left corner of the first slice, UTM 10N: the San Francisco Bay area."""
 CRS = "EPSG:32610"
 COLLECTION = "sentinel-1-rtc"
+INPUTS_FOLDER = "simulated-inputs"
+"""Folder of the simulated source catalog inside the published coherence catalog."""
+
+
+def source_dir(out: str | Path) -> Path:
+    """Where the demo writes its simulated source catalog under its ``--out`` folder.
+
+    Inside the published tree (``OUT/catalog/simulated-inputs``), so each coherence item's
+    ``derived_from`` links are relative and resolve wherever the catalog is served.
+    """
+    return Path(out) / "catalog" / INPUTS_FOLDER
 
 
 @dataclass(frozen=True)

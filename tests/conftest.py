@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +49,17 @@ def _hugging_face_hub_offline() -> Iterator[None]:
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
         yield
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """`stac-coh demo` run once for the session, as `make demo` runs it (relative --out).
+
+    Returns the demo folder and the finished process (stdout/stderr for the checks).
+    """
+    from tests.run_scene import stac_coh
+
+    cwd = tmp_path_factory.mktemp("demo")
+    done = stac_coh("demo", timeout=600, cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return cwd / "stac-coh-demo", done

@@ -18,13 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    cwd = tmp_path_factory.mktemp("demo")
-    out = cwd / "stac-coh-demo"
-    # The default, relative --out, from the user's working directory: as `make demo` runs it.
-    done = stac_coh("demo", timeout=600, cwd=cwd)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out, done
+def demo(demo_run) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The session's demo run (conftest), shared with the real-browser test."""
+    return demo_run
 
 
 def test_demo_publishes_a_browsable_catalog(demo):

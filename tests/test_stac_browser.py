@@ -31,10 +31,7 @@ def results(request: pytest.FixtureRequest) -> dict[str, list[str]]:
     if (reason := unavailable_reason()) is not None:
         unavailable(reason)
     override = os.environ.get("STAC_COH_BROWSER_CATALOG")
-    if override:
-        catalog = Path(override)
-    else:
-        catalog = request.getfixturevalue("demo_run")[0] / "catalog"
+    catalog = Path(override) if override else request.getfixturevalue("demo_run")[0] / "catalog"
     artifacts = Path(os.environ.get("STAC_COH_TEST_ARTIFACTS", REPO / "test-artifacts"))
     return check_catalog(catalog, artifacts / "stac-browser")
 

@@ -140,9 +140,12 @@ def classify(image: Image.Image) -> MapPixels:
 class StacBrowser:
     """STAC Browser and a catalog served on 127.0.0.1, and a headless chromium to look."""
 
-    def __init__(self, catalog: Path, artifacts: Path) -> None:
+    def __init__(
+        self, catalog: Path, artifacts: Path, basemap: tuple[int, int, int] = MAGENTA
+    ) -> None:
         self.catalog = Path(catalog)
         self.artifacts = Path(artifacts)
+        self.basemap = basemap
         self._stack = contextlib.ExitStack()
         self._schema_index: dict[str, str] = json.loads((SCHEMAS / "index.json").read_text())
         self.browser_url = ""
@@ -224,7 +227,8 @@ class StacBrowser:
         if schema is not None:
             route.fulfill(status=200, path=str(SCHEMAS / schema), headers=cors)
         elif urlsplit(url).hostname == "tile.openstreetmap.org":
-            route.fulfill(status=200, body=_magenta_tile(), content_type="image/png", headers=cors)
+            tile = _tile(self.basemap)
+            route.fulfill(status=200, body=tile, content_type="image/png", headers=cors)
         else:
             visit.left_machine.append(url)
             route.abort()
@@ -236,12 +240,12 @@ class StacBrowser:
         return path
 
 
-def _magenta_tile() -> bytes:
-    """A 256 px PNG tile of :data:`MAGENTA`."""
+def _tile(colour: tuple[int, int, int]) -> bytes:
+    """A 256 px PNG base-map tile of one colour."""
     import io
 
     buffer = io.BytesIO()
-    Image.new("RGB", (256, 256), MAGENTA).save(buffer, format="PNG")
+    Image.new("RGB", (256, 256), colour).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -412,15 +416,44 @@ def check_catalog(catalog: Path, artifacts: Path) -> dict[str, list[str]]:
     return results
 
 
+def readme_screenshot(catalog: Path, item_path: str, png: Path) -> None:
+    """The item page (map and description) on a light-grey base map, for the README."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        StacBrowser(catalog, Path(tmp), basemap=(232, 232, 232)) as browser,
+        browser.page(item_path) as (page, _),
+    ):
+        page.locator(".maps-preview .map").first.wait_for(state="visible", timeout=60_000)
+        deadline = time.monotonic() + MAP_TIMEOUT_S
+        while classify(_inner(_map_image(page))).coherence < 0.02:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{item_path}: the map drew no coherence")
+            page.wait_for_timeout(1500)
+        page.wait_for_timeout(3000)  # let the last overview tiles land before the shot
+        page.screenshot(path=str(png), clip={"x": 0, "y": 0, "width": 1400, "height": 720})
+
+
+def _map_image(page: Any) -> Image.Image:
+    """A screenshot of the item map."""
+    import io
+
+    return Image.open(io.BytesIO(page.locator(".maps-preview .map").first.screenshot()))
+
+
 def main() -> int:
     """Run every check on a catalog folder and print what a person would have seen."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("catalog", type=Path)
     parser.add_argument("--artifacts", type=Path, default=REPO / "test-artifacts" / "browser")
+    parser.add_argument("--readme", type=Path, help="only take the README screenshot, here")
+    parser.add_argument("--item", help="item path in the catalog for --readme")
     args = parser.parse_args()
     if (reason := unavailable_reason()) is not None:
         print(f"cannot run: {reason}")
         return 2
+    if args.readme:
+        readme_screenshot(args.catalog, args.item, args.readme)
+        return 0
     if args.artifacts.exists():
         shutil.rmtree(args.artifacts)
     results = check_catalog(args.catalog, args.artifacts)

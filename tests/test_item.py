@@ -362,7 +362,9 @@ def test_collection_and_catalog_validate_and_summarise(tmp_path: Path) -> None:
     assert collection["license"] == "other"
     assert any(link["rel"] == "license" for link in collection["links"])
     assert any("processor" in p["roles"] for p in collection["providers"])
-    rebuilt = rebuild_collection(collection, reversed(items))
+    old = {**collection, "stac_extensions": [*collection["stac_extensions"], "https://x/pair.json"]}
+    rebuilt = rebuild_collection(old, reversed(items))  # finalize repairs older collections
+    assert rebuilt["stac_extensions"] == collection["stac_extensions"]
     assert rebuilt["extent"] == collection["extent"]
     assert rebuilt["summaries"] == collection["summaries"]
     empty = rebuild_collection(collection, [])

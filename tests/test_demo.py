@@ -26,7 +26,9 @@ def demo(demo_run) -> tuple[Path, subprocess.CompletedProcess[str]]:
 def test_demo_publishes_a_browsable_catalog(demo):
     out, done = demo
     catalog = pystac.Catalog.from_file(str(out / "catalog" / "catalog.json"))
-    items = list(catalog.get_items(recursive=True))
+    (model,) = catalog.get_items()  # the demo publishes its model (MLM) item at the root
+    assert model.properties["mlm:name"] == "stac-coh-sim-demo"
+    items = list(catalog.get_child("sentinel-1-coherence").get_items())
     assert len(items) == 2
     platforms = {tuple(i.properties["coh:platforms"]) for i in items}
     assert ("sentinel-1a", "sentinel-1c") in platforms  # the cross-platform 6-day pair
@@ -80,3 +82,20 @@ def test_demo_help_explains_simulated_weights():
     done = stac_coh("demo", "--help")
     assert done.returncode == 0
     assert "SIMULATED" in done.stdout
+
+
+def test_every_demo_object_validates_offline_with_shared_schemas(demo):
+    from tests.stac_browser import stac_objects
+    from tests.stac_validation import assert_valid, unshared_schemas
+
+    root = demo[0] / "catalog"
+    objects = stac_objects(root)
+    kinds = sorted(data["type"] for data in objects.values())
+    assert kinds == ["Catalog", "Collection", "Feature", "Feature", "Feature"]
+    for path, data in objects.items():
+        assert_valid(data)
+        assert not unshared_schemas(data), path
+        for link in data["links"]:
+            if link["rel"] == "derived_from":  # inside the published tree: a relative file
+                assert not link["href"].startswith(("/", "file:")), link
+                assert ((root / path).parent / link["href"]).is_file(), link

@@ -1,9 +1,11 @@
 """The STAC item of one composite: tile, period and polarisation (STAC 1.1, ``bands``).
 
-Pure: files in, a JSON dict out. Every data asset is a one-band COG whose ``bands`` entry
-carries ``data_type``, ``nodata``, ``unit``, the stored-value ``statistics`` STAC Browser
-stretches by, and raster v2's ``raster:scale``/``raster:offset``. The time range is the
-period; ``derived_from`` links name every pair the composite used.
+Pure: files in, a JSON dict out. Every data asset is a one-band COG whose STAC 1.1
+``bands`` entry carries ``data_type``, ``nodata``, ``unit`` and the stored-value
+``statistics`` STAC Browser stretches by; raster v1.1 ``raster:bands`` gives the scale
+and offset stackstac and odc-stac decode with (raster v2 would move them into ``bands``
+and forbid ``raster:bands``), as the pair items do. The time range is the period;
+``derived_from`` links name every pair the composite used.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stac_coh import __version__
 from stac_coh.composite.decay import MIN_BASELINES
 from stac_coh.composite.layers import LayerSpec
@@ -21,7 +25,13 @@ from stac_coh.composite.pairs import PairRecord
 from stac_coh.composite.periods import Period
 from stac_coh.composite.tiles import TileStack
 from stac_coh.io.cog import COG_MEDIA_TYPE
-from stac_coh.publish.raster_info import band_info, footprint, grid_outline, sha256_multihash
+from stac_coh.publish.raster_info import (
+    BandInfo,
+    band_info,
+    footprint,
+    grid_outline,
+    sha256_multihash,
+)
 
 __all__ = [
     "DECAY_MODEL",
@@ -37,7 +47,7 @@ DECAY_MODEL = "gamma(t) = (1 - rho_inf) * exp(-t / tau) + rho_inf"
 GRID_SCHEMA_URL = "https://stac-extensions.github.io/grid/v1.1.0/schema.json"
 EXTENSIONS = {
     "projection": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
-    "raster": "https://stac-extensions.github.io/raster/v2.0.0/schema.json",
+    "raster": "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
     "file": "https://stac-extensions.github.io/file/v2.1.0/schema.json",
     "sar": "https://stac-extensions.github.io/sar/v1.0.0/schema.json",
     "processing": "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
@@ -182,6 +192,7 @@ def _assets(inputs: CompositeInputs, item_id: str) -> dict[str, Any]:
         asset: dict[str, Any] = {"href": f"./{item_id}_{path.name}"}
         spec = inputs.specs.get(key)
         if spec is not None:
+            info = band_info(path)
             asset.update(
                 type=COG_MEDIA_TYPE,
                 title=spec.title,
@@ -189,7 +200,8 @@ def _assets(inputs: CompositeInputs, item_id: str) -> dict[str, Any]:
                 roles=["data"]
                 if key.startswith(("coherence", "rho", "tau"))
                 else ["data", "metadata"],
-                bands=[_band(path, spec, res)],
+                bands=[_band(info, spec)],
+                **{"raster:bands": [_raster_band(info, spec, res)]},
             )
         elif key == "visual":
             asset.update(
@@ -213,19 +225,46 @@ def _assets(inputs: CompositeInputs, item_id: str) -> dict[str, Any]:
     return assets
 
 
-def _band(path: Path, spec: LayerSpec, resolution: float) -> dict[str, Any]:
-    """STAC 1.1 band of a one-band layer: encoding, unit, stored-value statistics."""
-    info = band_info(path)
-    band: dict[str, Any] = {"data_type": info.data_type, "nodata": info.stac_nodata}
+def _band(info: BandInfo, spec: LayerSpec) -> dict[str, Any]:
+    """STAC 1.1 ``bands`` entry of a one-band layer: meaning, storage, stored-value statistics."""
+    integer = np.dtype(info.data_type).kind in "iu"
+    storage = f"Stored as {info.data_type}"
+    if spec.scale != 1.0 or spec.offset != 0.0:
+        storage += (
+            f" 0-{round((1.0 - spec.offset) / spec.scale)}; value = stored x {spec.scale:g}"
+            " (raster:bands scale and offset). Statistics are of the stored values"
+        )
+    band: dict[str, Any] = {
+        "name": spec.key,
+        "description": f"{spec.description} {storage}.",
+        "data_type": info.data_type,
+        "nodata": info.stac_nodata,
+    }
     if spec.unit:
         band["unit"] = spec.unit
     if info.statistics is not None:
-        band["statistics"] = info.statistics.to_dict()
-    if spec.scale != 1.0 or spec.offset != 0.0:
-        band["raster:scale"] = spec.scale
-        band["raster:offset"] = spec.offset
-    band["raster:spatial_resolution"] = resolution
+        band["statistics"] = _rounded(info.statistics.to_dict(), integer)
     return band
+
+
+def _raster_band(info: BandInfo, spec: LayerSpec, resolution: float) -> dict[str, Any]:
+    """raster v1.1 ``raster:bands`` entry: how to decode stored values (stackstac, odc-stac)."""
+    return {
+        "data_type": info.data_type,
+        "nodata": info.stac_nodata,
+        "scale": spec.scale,
+        "offset": spec.offset,
+        "spatial_resolution": resolution,
+    }
+
+
+def _rounded(stats: Mapping[str, float], integer: bool) -> dict[str, float]:
+    """Statistics rounded for reading (whole extremes for integer data)."""
+    digits = 2 if integer else 4
+    return {
+        key: (int(value) if integer and key in ("minimum", "maximum") else round(value, digits))
+        for key, value in stats.items()
+    }
 
 
 def _footprint(inputs: CompositeInputs) -> dict[str, Any]:

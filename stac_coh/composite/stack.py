@@ -7,13 +7,15 @@ statistic, then dropped. Nothing holds more than one pair's window at a time, so
 depends on the chunk size, not on the number of pairs:
 
 - ``mean``: a float64 sum and a count per pixel (exact);
-- ``median``: a per-pixel histogram of the 251 levels the uint8 product stores
-  (0, 0.004, ..., 1.0), then the median read from its cumulative sum. For uint8 pair
-  items this is exactly ``numpy.median`` of the stored values (the mean of the two
-  middle values for an even count); float32 pair items are binned to the same 0.004
-  steps first (error <= 0.002, the product's own quantisation). 251 uint16 counters per
-  pixel are 128 MiB for a 512 x 512 chunk, whatever the number of pairs (up to 65,535
-  pairs per pixel and baseline; uint32 beyond).
+- ``median``: exact on the 251 levels the uint8 product stores (0, 0.004, ..., 1.0),
+  the mean of the two middle values for an even count, as ``numpy.median``. With up to
+  :data:`SORT_MAX_PAIRS` pairs of a baseline over a chunk their levels are kept (one
+  byte per pair and pixel) and sorted; beyond that, a per-pixel histogram of the 251
+  levels (uint16 counters: 502 bytes per pixel, 128 MiB for a 512 x 512 chunk) whose
+  cumulative sum gives the median. So memory grows with the pairs of a chunk only up
+  to 128 bytes per pixel, and never past the histogram's 502, whatever the number of
+  pairs. Float32 pair items are binned to the same 0.004 steps first (error <= 0.002,
+  the product's own quantisation).
 
 Why not odc-stac/stackstac: both would give the same pixels here (one lattice, no
 resampling) but as a (time, y, x) array, and a median over time needs the whole time
@@ -39,7 +41,7 @@ from stac_coh.composite.layers import LayerSpec, LayerWriter, decay_layers, laye
 from stac_coh.composite.pairs import PairRecord
 from stac_coh.composite.tiles import TileStack
 from stac_coh.errors import RasterReadError
-from stac_coh.io.gdal_env import gdal_env
+from stac_coh.io.gdal_env import gdal_env, gdal_options
 
 __all__ = [
     "LEVELS",
@@ -47,6 +49,7 @@ __all__ = [
     "CompositeLayers",
     "HistogramMedian",
     "RunningMean",
+    "SortedMedian",
     "composite_tile",
 ]
 
@@ -58,6 +61,15 @@ STATISTICS: tuple[str, ...] = ("median", "mean")
 
 LEVELS = 251
 """Coherence levels of the uint8 product (0..250 x 0.004)."""
+
+SORT_MAX_PAIRS = 128
+"""Up to this many pairs of a baseline per chunk the median keeps their levels (1 byte per
+pair and pixel) and sorts them; beyond, a histogram (2 bytes per level and pixel)."""
+
+_EMPTY = 255
+
+CACHE_BYTES = 256 * 2**20
+"""GDAL block cache while compositing (bytes)."""
 
 DEFAULT_CHUNK = 512
 """Chunk edge in pixels (one COG block)."""
@@ -100,30 +112,65 @@ class HistogramMedian:
 
     def __init__(self, shape: tuple[int, int], max_values: int) -> None:
         self.shape = shape
-        dtype = np.uint16 if max_values < np.iinfo(np.uint16).max else np.uint32
-        self.hist = np.zeros((LEVELS, shape[0] * shape[1]), dtype=dtype)
+        self.dtype = np.uint16 if max_values < np.iinfo(np.uint16).max else np.uint32
+        self.hist = np.zeros((LEVELS, shape[0] * shape[1]), dtype=self.dtype)
         self.index = np.arange(shape[0] * shape[1], dtype=np.intp).reshape(shape)
 
     def add(self, values: F32, rows: slice, cols: slice) -> None:
         """Fold in one raster window (each pixel once, so fancy indexing adds correctly)."""
         valid = np.isfinite(values)
-        levels = np.rint(np.clip(values[valid], 0.0, 1.0) * (LEVELS - 1)).astype(np.intp)
-        self.hist[levels, self.index[rows, cols][valid]] += 1
+        self.hist[_levels(values[valid]), self.index[rows, cols][valid]] += 1
 
     def result(self, block: int = 16384) -> tuple[F32, npt.NDArray[np.uint32]]:
         """Median (mean of the two middle values for an even count) and count."""
         pixels = self.hist.shape[1]
         median = np.full(pixels, np.nan, dtype=np.float32)
-        count = np.zeros(pixels, dtype=np.uint32)
-        for start in range(0, pixels, block):
-            part = np.cumsum(self.hist[:, start : start + block], axis=0, dtype=np.int64)
-            n = part[-1]
-            low = np.argmax(part >= ((n + 1) // 2)[None, :], axis=0)
-            high = np.argmax(part >= (n // 2 + 1)[None, :], axis=0)
-            value = (low + high) / (2.0 * (LEVELS - 1))
-            median[start : start + block] = np.where(n > 0, value, np.nan)
-            count[start : start + block] = n
+        count = self.hist.sum(axis=0, dtype=np.uint32)
+        used = np.flatnonzero(self.hist.any(axis=1))  # levels that occur at all
+        if used.size:
+            lo, hi = int(used[0]), int(used[-1]) + 1
+            for start in range(0, pixels, block):
+                part = np.cumsum(self.hist[lo:hi, start : start + block], axis=0, dtype=self.dtype)
+                n = count[start : start + block]
+                low = np.argmax(part >= ((n + 1) // 2).astype(self.dtype), axis=0)
+                high = np.argmax(part >= (n // 2 + 1).astype(self.dtype), axis=0)
+                value = (low + high + 2 * lo) / (2.0 * (LEVELS - 1))
+                median[start : start + block] = np.where(n > 0, value, np.nan)
         return median.reshape(self.shape), count.reshape(self.shape)
+
+
+class SortedMedian:
+    """Exact median of a few values per pixel: their levels kept as uint8, sorted at the end.
+
+    Used while a chunk has at most :data:`SORT_MAX_PAIRS` pairs of a baseline: it then
+    needs fewer bytes per pixel than the histogram (and is much faster to read out);
+    the histogram's bound holds either way.
+    """
+
+    def __init__(self, shape: tuple[int, int], max_values: int) -> None:
+        self.levels = np.full((max(max_values, 1), *shape), _EMPTY, dtype=np.uint8)
+        self.used = 0
+
+    def add(self, values: F32, rows: slice, cols: slice) -> None:
+        """Keep one raster window's levels (nodata stays 255, which sorts last)."""
+        valid = np.isfinite(values)
+        layer = self.levels[self.used, rows, cols]
+        layer[valid] = _levels(values[valid])
+        self.used += 1
+
+    def result(self) -> tuple[F32, npt.NDArray[np.uint32]]:
+        """Median (mean of the two middle values for an even count) and count."""
+        levels = np.sort(self.levels[: self.used], axis=0) if self.used else self.levels[:1]
+        count = (levels != _EMPTY).sum(axis=0, dtype=np.uint32)
+        low = np.take_along_axis(levels, ((count.astype(np.intp) - 1) // 2)[None], axis=0)[0]
+        high = np.take_along_axis(levels, (count.astype(np.intp) // 2)[None], axis=0)[0]
+        value = (low.astype(np.float64) + high) / (2.0 * (LEVELS - 1))
+        return np.where(count > 0, value, np.nan).astype(np.float32), count
+
+
+def _levels(values: F32) -> npt.NDArray[np.intp]:
+    """Values in [0, 1] -> the product's levels 0..250 (nearest)."""
+    return np.rint(np.clip(values, 0.0, 1.0) * (LEVELS - 1)).astype(np.intp)
 
 
 @dataclass(frozen=True)
@@ -171,7 +218,7 @@ def composite_tile(
         shape=(tile.height, tile.width),
     )
     try:
-        with gdal_env(gdal_options):
+        with gdal_env(_with_block_cache(gdal_options)):
             for i, (row, col, height, width) in enumerate(chunks):
                 window = Window(col, row, width, height)
                 stack = np.full((len(baselines), height, width), np.nan, dtype=np.float32)
@@ -211,11 +258,13 @@ def _composite_chunk(
 ) -> tuple[F32, npt.NDArray[np.uint32]]:
     """One baseline's statistic over one chunk, reading one pair window at a time."""
     row, col, height, width = box
-    acc: Accumulator = (
-        HistogramMedian((height, width), len(members))
-        if stat == "median"
-        else RunningMean((height, width))
-    )
+    acc: Accumulator
+    if stat == "mean":
+        acc = RunningMean((height, width))
+    elif len(members) <= SORT_MAX_PAIRS:
+        acc = SortedMedian((height, width), len(members))
+    else:
+        acc = HistogramMedian((height, width), len(members))
     for pair in members:
         prow, pcol, ph, pw = windows[pair.id]
         r0, r1 = max(row, prow), min(row + height, prow + ph)
@@ -223,6 +272,19 @@ def _composite_chunk(
         values = read_window(pair.coherence_href, Window(c0 - pcol, r0 - prow, c1 - c0, r1 - r0))
         acc.add(values, slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
     return acc.result()
+
+
+def _with_block_cache(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """GDAL options with a real block cache.
+
+    ``rasterio.Env`` hands an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, i.e. in
+    BYTES, and the setting outlives the ``Env``: the cloud defaults' ``256`` leaves a
+    256-byte cache and makes every later overview or decimated read ~50x slower.
+    """
+    merged = dict(gdal_options() if options is None else options)
+    if int(merged.get("GDAL_CACHEMAX", 0)) < 2**20:
+        merged["GDAL_CACHEMAX"] = CACHE_BYTES
+    return merged
 
 
 def read_window(href: str, window: Window) -> F32:

@@ -273,7 +273,10 @@ def _item(
     return {
         "type": "Feature",
         "stac_version": "1.1.0",
-        "stac_extensions": [],
+        "stac_extensions": [
+            "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+        ],
         "id": item_id,
         "collection": collection_id,
         "geometry": {"type": "Polygon", "coordinates": [ring]},
@@ -285,6 +288,15 @@ def _item(
                 "type": COG_MEDIA_TYPE,
                 "roles": ["data"],
                 "title": "Coherence (SIMULATED decay stack)",
+                "raster:bands": [
+                    {
+                        "data_type": "uint8",
+                        "nodata": UINT8_UNIT.nodata,
+                        "scale": UINT8_UNIT.scale,
+                        "offset": UINT8_UNIT.offset,
+                        "spatial_resolution": spec.pixel_size,
+                    }
+                ],
             }
         },
         "links": [

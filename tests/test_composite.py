@@ -159,6 +159,7 @@ def test_pair_record_reads_published_items_and_resolves_relative_hrefs():
     assert record.bounds == (5.0, -10.0, 45.0, 20.0)
     assert pair_record({"id": "x", "properties": {}, "assets": {}}, "/x.json") is None
     assert resolve_href("a.tif", "https://h/c/i/i.json") == "https://h/c/i/a.tif"
+    assert resolve_href("./a.tif", "s3://b/c/i/i.json") == "s3://b/c/i/a.tif"
 
 
 # -- running statistics -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -45,7 +46,10 @@ Memory stays bounded whatever the number of pairs: the tile is processed in --ch
 pixel squares and pairs stream through the statistic (the median keeps a 251-level
 histogram per pixel: ~128 MiB for a 512 px chunk). A re-run skips items that already link
 exactly the same pairs (--overwrite remakes them). --plan lists the tiles and items
-without computing; --tile CODE makes one tile (what an AWS Batch array child does).
+without computing; --tile CODE makes one tile. --submit runs the plan on AWS Batch, one
+array child per tile (`stac-coh worker composite`, reading only its tile's share from
+OUT/runs/RUN_ID/composite/tiles/), on a CPU queue and job definition: the stack's
+finalize ones (STAC_COH_FINALIZE_JOB_QUEUE, STAC_COH_FINALIZE_JOB_DEFINITION).
 
 Examples:
 
@@ -57,6 +61,7 @@ Examples:
   stac-coh composite --catalog coherence/ --year 2026 --season JJA --stat mean
   stac-coh composite --catalog s3://my-coherence/alps --tile MGRS-32TPS \\
       --start 2026-04-01 --end 2026-09-30 --months 4-9
+  stac-coh composite --catalog s3://my-coherence/alps --year 2026 --submit
   stac-coh composite --catalog https://stac.example.com --year 2026 \\
       --collection sentinel-1-coherence --out s3://my-coherence/composites
 """)
@@ -98,6 +103,19 @@ def composite_command(
         None, "--public-url", help="HTTP(S) URL readers use for --out (for self links)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan or results as JSON."),
+    submit: bool = typer.Option(
+        False, "--submit", help="Run on AWS Batch: one array child per tile (--out s3://)."
+    ),
+    job_queue: str | None = typer.Option(
+        None, "--job-queue", envvar="STAC_COH_FINALIZE_JOB_QUEUE", help="CPU job queue (--submit)."
+    ),
+    job_definition: str | None = typer.Option(
+        None,
+        "--job-definition",
+        envvar="STAC_COH_FINALIZE_JOB_DEFINITION",
+        help="CPU job definition (--submit).",
+    ),
+    run_id: str | None = typer.Option(None, "--run-id", help="Run id of --submit."),
 ) -> None:
     """Composite published pairs per tile and season; fit the decay model."""
     from stac_coh.composite import CompositeRequest, open_pair_source, plan_periods
@@ -129,6 +147,19 @@ def composite_command(
         plan = plan.for_tiles(tile)
     if plan_only:
         _print_plan(plan, request, console, as_json)
+        return
+    if submit:
+        from stac_coh.cli._composite_batch import submit_composites
+
+        submit_composites(
+            plan,
+            request,
+            source,
+            out=store.url,
+            job_queue=job_queue,
+            job_definition=job_definition,
+            run_id=run_id,
+        )
         return
     results, failures = run_composites(plan, request, store, source, console=console)
     if as_json:
@@ -246,6 +277,34 @@ def _print_results(
         console.print(f"[red]failed[/]      {item_id}: {error}", highlight=False)
     coll = store.href_for(f"{request.collection_id}/collection.json")
     console.print(f"Composites: {coll}", highlight=False, soft_wrap=True)
+
+
+def demo_composite(catalog_dir: Path, console: Console, *, year: int, season: str) -> bool:
+    """The demo's seasonal composite, published beside its pairs; False if it failed."""
+    from stac_coh.composite import CompositeRequest, open_pair_source, plan_periods
+    from stac_coh.io.storage import open_store
+
+    request = CompositeRequest(periods=plan_periods(year=year, seasons=season))
+    source = open_pair_source(str(catalog_dir), DEFAULT_COLLECTION_ID)
+    plan = plan_from_source(source, request)
+    results, failures = run_composites(
+        plan, request, open_store(str(catalog_dir)), source, console=console
+    )
+    for r in results:
+        decay = (
+            "decay layers rho_inf, tau, rmse"
+            if r.fitted
+            else f"no decay layers: {len(r.baselines)} baselines, the fit needs 3"
+        )
+        console.print(
+            f"Seasonal composite {r.item_id} ({r.status}): "
+            f"{'/'.join(map(str, r.baselines))}-day median coherence and pair counts; {decay}.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for item_id, error in failures:
+        console.print(f"[red]Composite {item_id} failed:[/] {error}", highlight=False)
+    return not failures
 
 
 def register(app: typer.Typer) -> None:

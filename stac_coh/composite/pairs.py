@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
 
 __all__ = ["PairRecord", "pair_record", "resolve_href"]
 
@@ -114,11 +114,13 @@ def resolve_href(href: str, base: str) -> str:
     """``href`` made absolute against the item's location ``base`` (path or URL)."""
     if "://" in href or href.startswith("/"):
         return href
-    if "://" in base:
-        return urljoin(base, href)
-    import posixpath
-
-    return posixpath.normpath(posixpath.join(posixpath.dirname(base), href))
+    scheme, sep, path = base.partition("://")
+    if not sep:
+        scheme, path = "", base
+    # Not urljoin: it leaves hrefs relative under schemes it does not know (s3://).
+    netloc, slash, key = path.partition("/") if sep else ("", "", path)
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(key), href))
+    return f"{scheme}{sep}{netloc}{slash}{joined}" if sep else joined
 
 
 def _time(value: Any) -> datetime:

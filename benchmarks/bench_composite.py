@@ -24,11 +24,19 @@ from pathlib import Path
 BASELINES = (6, 12, 18, 24, 36, 48)
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
+
+def status(field):
+    # VmHWM/VmRSS of this process only: ru_maxrss would carry the parent's peak over exec.
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+
 import stac_coh.composite.stack as stack
 from stac_coh.composite import (
     CompositeRequest, open_pair_source, plan_composites, plan_periods, run_unit
 )
+imported = status("VmRSS")
 root, force_histogram = sys.argv[1], sys.argv[2] == "1"
 if force_histogram:
     stack.SORT_MAX_PAIRS = 0
@@ -43,7 +51,8 @@ result = run_unit(unit, request, source.store, source)
 print(json.dumps({
     "pairs": unit.n_pairs,
     "seconds": round(time.perf_counter() - start, 1),
-    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    "peak_rss_mb": status("VmHWM"),
+    "rss_after_imports_mb": imported,
     "fitted": result.fitted,
 }))
 """
@@ -97,6 +106,7 @@ def main() -> None:
         for r in results.values():
             print(
                 f"{label}: pairs={r['pairs']} peak_rss_mb={r['peak_rss_mb']} "
+                f"rss_after_imports_mb={r['rss_after_imports_mb']} "
                 f"seconds={r['seconds']} decay_fit={r['fitted']}"
             )
         ratio = float(results[4]["peak_rss_mb"]) / float(results[1]["peak_rss_mb"])  # type: ignore[arg-type]

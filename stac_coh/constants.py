@@ -11,6 +11,7 @@ __all__ = [
     "ARRAY_INDEX_ENV",
     "CARD_SUFFIX",
     "DEFAULT_COLLECTION_ID",
+    "DEFAULT_COMPOSITE_COLLECTION_ID",
     "DEFAULT_REFERENCE_BLOCK",
     "DEFAULT_TILE",
     "ENV_INDEX_OFFSET",
@@ -61,6 +62,9 @@ PUBLISHED_NAME = "beyond-backscatter-grd-gee"
 
 DEFAULT_COLLECTION_ID = "sentinel-1-coherence"
 """Collection id unless the user picks another."""
+
+DEFAULT_COMPOSITE_COLLECTION_ID = "sentinel-1-coherence-seasonal"
+"""Collection of the seasonal composites (stac_coh.composite), beside the pair collection."""
 
 # AWS Batch environment of a worker child (stac_coh.batch.plan).
 

@@ -42,6 +42,38 @@ def test_demo_publishes_a_browsable_catalog(demo):
     assert "stac-coh serve" in done.stdout
 
 
+def test_demo_publishes_a_seasonal_composite_beside_the_pairs(demo):
+    import numpy as np
+    import rasterio
+
+    from tests.stac_validation import assert_valid
+
+    out, done = demo
+    root = out / "catalog"
+    collection = pystac.Catalog.from_file(str(root / "catalog.json")).get_child(
+        "sentinel-1-coherence-seasonal"
+    )
+    assert collection is not None
+    (item,) = collection.get_items()
+    assert_valid(item.to_dict(transform_hrefs=False))
+    assert item.properties["coh:period"] == "2026-JJA"
+    assert item.properties["coh:baselines"] == [6, 12]  # too few for the decay fit: said
+    assert "tau" not in item.assets and "no decay model" in item.properties["description"]
+    assert len([link for link in item.links if link.rel == "derived_from"]) == 2
+    for key in ("coherence_6d", "coherence_12d", "count_6d", "count_12d", "visual"):
+        path = item.assets[key].get_absolute_href()
+        assert cog_validate(path)[0], key
+        with rasterio.open(path) as ds:
+            data = ds.read(1, masked=True)
+            values = data.compressed() * (ds.scales[0] if key != "visual" else 1.0)
+        assert values.size > 0, key
+        if key.startswith("coherence"):
+            assert values.min() >= 0.0 and values.max() <= 1.0
+        elif key.startswith("count"):
+            assert set(np.unique(values)) == {1}  # one pair of each baseline
+    assert "Seasonal composite" in done.stdout
+
+
 def test_demo_rerun_skips_published_pairs(demo):
     out, _ = demo
     again = stac_coh("demo", "--out", str(out), timeout=600)

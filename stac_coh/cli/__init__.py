@@ -13,6 +13,7 @@ from stac_coh import __version__
 from stac_coh.cli import (
     batch_commands,
     catalog_commands,
+    composite_command,
     demo_command,
     predict_command,
     run_commands,
@@ -46,6 +47,7 @@ for _module in (
     run_commands,
     demo_command,
     catalog_commands,
+    composite_command,
     serve_command,
     batch_commands,
     weights_commands,

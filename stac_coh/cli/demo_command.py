@@ -94,8 +94,11 @@ def demo_command(
     if summary is None:
         raise typer.Exit(code=1)
     _print_accuracy(summary, catalog_dir, source.truth, console)
+    from stac_coh.cli.composite_command import demo_composite
+
+    composite_ok = demo_composite(catalog_dir, console, year=2026, season="JJA")
     _print_next_steps(catalog_dir, console, time.perf_counter() - started)
-    raise typer.Exit(code=summary.exit_code)
+    raise typer.Exit(code=summary.exit_code or (0 if composite_ok else 1))
 
 
 def _print_accuracy(
@@ -126,6 +129,7 @@ def _print_next_steps(catalog_dir: Path, console: Console, seconds: float) -> No
         f"\n[bold]Done in {seconds:.0f} s.[/] The coherence catalog is in {catalog_dir}/ "
         f"(root: {catalog_dir / 'catalog.json'}).\n"
         f"Thumbnails: {catalog_dir}/sentinel-1-coherence/*/*_thumbnail.png\n"
+        f"Composites: {catalog_dir}/sentinel-1-coherence-seasonal/ (`stac-coh composite --help`)\n"
         f"Browse it:  stac-coh serve {catalog_dir}   (prints a STAC Browser link; the map "
         "draws the COGs)\n"
         "In Python:  pystac.Catalog.from_file(...) or odc.stac.load(items, bands=['coherence'])\n"

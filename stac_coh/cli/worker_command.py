@@ -338,4 +338,7 @@ def register(app: typer.Typer) -> None:
     )
     worker.command("process", help=_PROCESS_HELP)(process_options(process_command))
     worker.command("finalize", help=_FINALIZE_HELP)(finalize_command)
+    from stac_coh.cli._composite_batch import WORKER_COMPOSITE_HELP, worker_composite_command
+
+    worker.command("composite", help=WORKER_COMPOSITE_HELP)(worker_composite_command)
     app.add_typer(worker, name="worker")

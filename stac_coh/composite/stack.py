@@ -41,7 +41,7 @@ from stac_coh.composite.layers import LayerSpec, LayerWriter, decay_layers, laye
 from stac_coh.composite.pairs import PairRecord
 from stac_coh.composite.tiles import TileStack
 from stac_coh.errors import RasterReadError
-from stac_coh.io.gdal_env import gdal_env, gdal_options
+from stac_coh.io.gdal_env import gdal_env
 
 __all__ = [
     "LEVELS",
@@ -67,9 +67,6 @@ SORT_MAX_PAIRS = 128
 pair and pixel) and sorts them; beyond, a histogram (2 bytes per level and pixel)."""
 
 _EMPTY = 255
-
-CACHE_BYTES = 256 * 2**20
-"""GDAL block cache while compositing (bytes)."""
 
 DEFAULT_CHUNK = 512
 """Chunk edge in pixels (one COG block)."""
@@ -218,7 +215,7 @@ def composite_tile(
         shape=(tile.height, tile.width),
     )
     try:
-        with gdal_env(_with_block_cache(gdal_options)):
+        with gdal_env(gdal_options):
             for i, (row, col, height, width) in enumerate(chunks):
                 window = Window(col, row, width, height)
                 stack = np.full((len(baselines), height, width), np.nan, dtype=np.float32)
@@ -272,19 +269,6 @@ def _composite_chunk(
         values = read_window(pair.coherence_href, Window(c0 - pcol, r0 - prow, c1 - c0, r1 - r0))
         acc.add(values, slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
     return acc.result()
-
-
-def _with_block_cache(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """GDAL options with a real block cache.
-
-    ``rasterio.Env`` hands an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, i.e. in
-    BYTES, and the setting outlives the ``Env``: the cloud defaults' ``256`` leaves a
-    256-byte cache and makes every later overview or decimated read ~50x slower.
-    """
-    merged = dict(gdal_options() if options is None else options)
-    if int(merged.get("GDAL_CACHEMAX", 0)) < 2**20:
-        merged["GDAL_CACHEMAX"] = CACHE_BYTES
-    return merged
 
 
 def read_window(href: str, window: Window) -> F32:

@@ -26,7 +26,9 @@ CLOUD_DEFAULTS: dict[str, Any] = {
     "GDAL_HTTP_TIMEOUT": "60",
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(64 * 2**20),
-    "GDAL_CACHEMAX": 256,  # MB; rasterio.Env needs an int here (a str raises TypeError)
+    # rasterio.Env hands an int to GDALSetCacheMax64, i.e. BYTES (a str raises TypeError);
+    # the setting outlives the Env, so a wrong unit slows every later read of the process.
+    "GDAL_CACHEMAX": 256 * 2**20,
     "GDAL_NUM_THREADS": "ALL_CPUS",
 }
 """Options every cloud read gets unless the caller overrides them."""

@@ -1,24 +1,60 @@
-"""Every error and warning stac-coh raises on purpose.
+"""Every error and warning stac-coh raises on purpose, and the exit codes they map to.
 
 Messages are full sentences that name the input at fault and say what to do. Each error
 also inherits the builtin it refines, so callers that catch ``ValueError`` or
 ``FileNotFoundError`` keep working.
+
+Every command exits with a code of :data:`EXIT_CODES` (printed by ``stac-coh --help`` and
+in the README): a script or a scheduler can tell "fix the command" (2-6) from "try again
+later" (75). Permanent errors never exit 75.
 """
 
 from __future__ import annotations
+
+EXIT_OK = 0
+"""Everything asked for was done."""
+EXIT_FAILED = 1
+"""Some pairs failed (the others are published; the run report names them), or a bug."""
+EXIT_BAD_INPUT = 2
+"""Wrong options, settings, files or manifests: fix the command line, retrying will not help."""
+EXIT_UNREADABLE = 3
+"""An input raster could not be read (missing, corrupt, forbidden)."""
+EXIT_NOTHING_FOUND = 4
+"""A search found no items, or no valid pair among them."""
+EXIT_OUTPUT = 5
+"""The output location cannot be written (permissions, not a folder, no bucket, no credentials)."""
+EXIT_UNUSABLE = 6
+"""The command ran but its result is unusable (e.g. no valid pixel)."""
+EXIT_TRANSIENT = 75
+"""Temporary failure (offline, name resolution, throttling, 5xx, expired token): retry later."""
+EXIT_INTERRUPTED = 130
+"""Interrupted (Ctrl-C); a re-run continues where it stopped."""
+
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "success"),
+    (EXIT_FAILED, "some pairs failed (see the run report), or an unexpected error"),
+    (EXIT_BAD_INPUT, "bad input: options, settings (STAC_COH_*), files or manifests"),
+    (EXIT_UNREADABLE, "an input raster could not be read (missing, corrupt, forbidden)"),
+    (EXIT_NOTHING_FOUND, "the search found no items or no valid pair"),
+    (EXIT_OUTPUT, "the output location cannot be written (permissions, bucket, credentials)"),
+    (EXIT_UNUSABLE, "the result is unusable (no valid pixel)"),
+    (EXIT_TRANSIENT, "temporary failure (network, throttling, 5xx, expired token): retry"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C); run the same command again to continue"),
+)
+"""The exit-code table, in the order the help and the README print it."""
 
 
 class StacCohError(Exception):
     """Base of all stac-coh errors."""
 
-    #: Process exit code for the command line and the AWS Batch worker.
-    exit_code: int = 1
+    #: Process exit code for the command line (see :data:`EXIT_CODES`).
+    exit_code: int = EXIT_FAILED
 
 
 class InputError(StacCohError, ValueError):
     """The user's input is wrong; retrying will not help."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 class WeightsError(InputError):
@@ -28,13 +64,13 @@ class WeightsError(InputError):
 class RasterReadError(StacCohError, OSError):
     """A raster could not be opened or read (missing, corrupt, forbidden)."""
 
-    exit_code = 3
+    exit_code = EXIT_UNREADABLE
 
 
 class SearchError(StacCohError):
     """A STAC search failed or returned nothing usable."""
 
-    exit_code = 4
+    exit_code = EXIT_NOTHING_FOUND
 
 
 class NoPairsError(SearchError):
@@ -44,23 +80,28 @@ class NoPairsError(SearchError):
 class SourceUnreachableError(SearchError, ConnectionError):
     """A STAC API or token service could not be reached."""
 
-    exit_code = 75  # EX_TEMPFAIL: worth a retry
+    exit_code = EXIT_TRANSIENT  # EX_TEMPFAIL: worth a retry
 
 
 class StorageError(StacCohError, OSError):
-    """Reading or writing the output store failed."""
+    """Reading or writing the output location failed for good (permissions, no bucket, ...).
 
-    exit_code = 75
+    Failures a retry may not see are :class:`TransientStorageError`.
+    """
+
+    exit_code = EXIT_OUTPUT
 
 
 class ConflictError(StorageError):
     """A conditional write lost a race (the object exists or changed)."""
 
+    exit_code = EXIT_TRANSIENT
+
 
 class TransientError(StacCohError):
     """A failure that a later retry may not see (throttling, 5xx, expired token)."""
 
-    exit_code = 75
+    exit_code = EXIT_TRANSIENT
 
 
 class StacCohWarning(UserWarning):
@@ -86,4 +127,22 @@ class BatchError(StacCohError):
 class TransientReadError(RasterReadError):
     """A raster read failed in a way a retry may not see (throttling, 5xx, timeout, no route)."""
 
-    exit_code = 75
+    exit_code = EXIT_TRANSIENT
+
+
+class TransientStorageError(StorageError):
+    """The output location failed in a way a retry may not see (network, throttling, 5xx)."""
+
+    exit_code = EXIT_TRANSIENT
+
+
+class UnusableResultError(StacCohError):
+    """A command ran, but what it produced is unusable (e.g. a map without a valid pixel)."""
+
+    exit_code = EXIT_UNUSABLE
+
+
+class HostUnresolvedError(StacCohError, ConnectionError):
+    """A host name does not resolve (offline, DNS down, or a typo): not retried in-process."""
+
+    exit_code = EXIT_TRANSIENT

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+"""What ``--device`` and ``STAC_COH_DEVICE`` accept."""
 
 
 def _default_cache_dir() -> Path:
@@ -43,6 +46,14 @@ class Settings(BaseSettings):
 
     http_retries: int = 5
     """Retries of an HTTP request on 429/5xx and connection errors."""
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        """A device torch knows by that name (the error names STAC_COH_DEVICE, not --device)."""
+        if value not in DEVICES:
+            raise ValueError(f"must be one of {', '.join(DEVICES)}")
+        return value
 
 
 def get_settings() -> Settings:

@@ -134,6 +134,21 @@ class SearchOptions:
         return search_pairs(source, query)
 
 
+def _bbox_number(value: str) -> float:
+    """One number of ``--bbox``; a clear message when an option took a number's place."""
+    try:
+        return float(value)
+    except ValueError:
+        if value.startswith("-"):
+            message = (
+                f"needs four numbers W S E N, but {value} came where a number should be: "
+                "fewer than four were given (negative numbers are fine: --bbox -54 55 -52 57)."
+            )
+        else:
+            message = f"needs four numbers W S E N; {value!r} is not a number."
+        raise typer.BadParameter(message) from None
+
+
 def _opt(*names: str, help: str, **kwargs: Any) -> Any:
     """A Typer option in the Search help panel."""
     return typer.Option(*names, help=help, rich_help_panel=_PANEL, **kwargs)
@@ -146,7 +161,12 @@ _PARAMETERS: list[inspect.Parameter] = [
             "bbox",
             Annotated[
                 tuple[float, float, float, float] | None,
-                _opt("--bbox", metavar="W S E N", help="Area as lon/lat degrees: W S E N."),
+                _opt(
+                    "--bbox",
+                    metavar="W S E N",
+                    parser=_bbox_number,
+                    help="Area as lon/lat degrees: W S E N.",
+                ),
             ],
             None,
         ),

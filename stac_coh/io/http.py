@@ -3,17 +3,22 @@
 Every HTTP client in stac-coh (pystac-client's ``StacApiIO``, collection look-ups, ...)
 gets its session here, so a flaky STAC API is retried the same way everywhere
 (pystac-client#520, #791, #873: retries missing on POST, on 429, or without a timeout).
+Only what can succeed later is retried: a host name that does not resolve fails at once
+(urllib3 would retry it five times with backoff and log a WARNING line for each).
 """
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from stac_coh import __version__
+from stac_coh.io.net import is_name_resolution_error
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -50,9 +55,27 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+class FailFastRetry(Retry):
+    """urllib3's ``Retry``, except that a host name that does not resolve is not retried."""
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Retry:
+        """Give up at once on a name-resolution error; otherwise count the retry."""
+        if error is not None and is_name_resolution_error(error):
+            raise MaxRetryError(_pool, url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 def make_retry(retries: int = DEFAULT_RETRIES, backoff_s: float = 0.5) -> Retry:
     """Retry policy: every method (STAC search is a POST), 429/5xx, honouring Retry-After."""
-    return Retry(
+    return FailFastRetry(
         total=retries,
         connect=retries,
         read=retries,

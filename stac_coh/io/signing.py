@@ -4,6 +4,13 @@ Manifests keep canonical, UNSIGNED hrefs; a reader asks an :class:`HrefSigner` f
 readable URL right before it opens a file, and calls :meth:`HrefSigner.invalidate` after
 an HTTP 403 so the next :meth:`HrefSigner.sign` fetches a fresh token.
 
+Hrefs enter stac-coh in three places: search results, local catalogs (item JSONs,
+ndjson, stac-geoparquet, possibly saved with tokens in them) and manifests read back. Each
+passes its items through :func:`unsigned_item`, so nothing downstream ever holds a token.
+Whether an href needs signing is decided by its host (as ``planetary_computer.sign``
+does), not by the source it came from: a local copy of Planetary Computer items is signed
+the same way as a search of the API.
+
 Planetary Computer SAS tokens last about 45 minutes. :class:`PlanetaryComputerSigner`
 goes through the ``planetary-computer`` package's own token cache and token request
 (``planetary_computer.sas.get_token``), which reads ``PC_SDK_SAS_URL`` and
@@ -16,12 +23,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlparse
 
 from stac_coh.errors import SourceUnreachableError
+from stac_coh.io.redact import strip_signing
 
-__all__ = ["BLOB_DOMAIN", "HrefSigner", "PlanetaryComputerSigner", "strip_query"]
+__all__ = [
+    "BLOB_DOMAIN",
+    "HrefSigner",
+    "PlanetaryComputerSigner",
+    "needs_signing",
+    "strip_query",
+    "unsigned",
+    "unsigned_item",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +83,10 @@ class PlanetaryComputerSigner:
 
         account, container = parts
         key = self._cache_key(account, container)
+        if key not in sas.TOKEN_CACHE:
+            from stac_coh.io.net import check_resolves
+
+            check_resolves(self._sas_url(), what="the Planetary Computer token service")
         with self._lock:
             cached = sas.TOKEN_CACHE.get(key)
             if cached is not None and cached.ttl() < self.refresh_margin_s:
@@ -99,7 +119,7 @@ class PlanetaryComputerSigner:
             return None
         from planetary_computer.utils import parse_blob_url
 
-        return parse_blob_url(parsed)  # type: ignore[no-any-return]
+        return parse_blob_url(parsed)
 
     def _cache_key(self, account: str, container: str) -> str:
         """The key ``planetary_computer.sas.get_token`` files a token under."""
@@ -111,6 +131,32 @@ class PlanetaryComputerSigner:
         from planetary_computer.settings import Settings
 
         return str(Settings.get().sas_url)
+
+
+def needs_signing(href: str) -> bool:
+    """Whether ``href`` lies on Azure blob storage, whose reads need a SAS token."""
+    return urlparse(href).netloc.endswith(BLOB_DOMAIN)
+
+
+def unsigned(href: str) -> str:
+    """``href`` without signing parameters (SAS token, presigned S3/GCS); others are kept."""
+    if "?" not in href:
+        return href
+    base, _, rest = href.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    query = strip_signing(query)
+    return base + (f"?{query}" if query else "") + hash_ + fragment
+
+
+def unsigned_item(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with every asset and link href unsigned (in place; returned for chaining)."""
+    for asset in (item.get("assets") or {}).values():
+        if isinstance(asset, dict) and isinstance(asset.get("href"), str):
+            asset["href"] = unsigned(asset["href"])
+    for link in item.get("links") or []:
+        if isinstance(link, dict) and isinstance(link.get("href"), str):
+            link["href"] = unsigned(link["href"])
+    return item
 
 
 def strip_query(href: str) -> str:

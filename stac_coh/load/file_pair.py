@@ -54,6 +54,9 @@ def crs_string(crs: CRS) -> str:
 
 def _open(path: PathLikeStr, band: int, role: str) -> Any:
     """Open a raster and read one pixel, so unreadable files fail before any output exists."""
+    from stac_coh.io.net import check_resolves
+
+    check_resolves(str(path))  # GDAL would retry a host that does not resolve for ~50 s
     try:
         ds = rasterio.open(path)
     except (RasterioError, OSError) as exc:

@@ -32,6 +32,7 @@ from affine import Affine
 from stac_coh.errors import InputError, RasterReadError, TransientReadError
 from stac_coh.grid import OutputGrid, PairReader
 from stac_coh.io.gdal_env import gdal_env
+from stac_coh.io.net import check_resolves
 from stac_coh.io.signing import HrefSigner, strip_query
 from stac_coh.load.grd.reader import open_grd_pair_reader
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec
@@ -159,6 +160,8 @@ class StacPairReader:
     def _read_acquisition(self, items: Sequence[Item], window: OutputGrid) -> np.ndarray:
         """Mosaic of one acquisition on ``window``; one re-sign and retry after a 403."""
         ids = [str(it.get("id")) for it in items]
+        for item in items:  # GDAL would retry a host that does not resolve for ~50 s
+            check_resolves(item["assets"][self._key]["href"])
         for attempt in (1, 2):
             signed = [self._signed(it) for it in items]
             try:

@@ -66,7 +66,7 @@ class StacApiSource:
                 f"{str(exc)[:300]}"
             ) from None
         except requests.RequestException as exc:
-            raise self._unreachable(type(exc).__name__) from None
+            raise self._unreachable(_why(exc)) from None
 
     def _check_collection(self, session: requests.Session) -> None:
         """Fail early, and clearly, on a collection the API does not have."""
@@ -76,7 +76,7 @@ class StacApiSource:
         try:
             response = session.get(url)
         except requests.RequestException as exc:
-            raise self._unreachable(type(exc).__name__) from None
+            raise self._unreachable(_why(exc)) from None
         if response.status_code == 404:
             raise InputError(
                 f"The STAC API {self._spec.url} has no collection "
@@ -103,3 +103,16 @@ class StacApiSource:
             "and retry, or search an offline catalog with --source PATH (a directory of "
             "item JSONs, an .ndjson or a stac-geoparquet file)."
         )
+
+
+def _why(error: requests.RequestException) -> str:
+    """Short reason of a failed request: a host name that does not resolve says so."""
+    from urllib.parse import urlparse
+
+    from stac_coh.io.net import is_name_resolution_error
+
+    if is_name_resolution_error(error):
+        host = urlparse(str(getattr(error.request, "url", "") or "")).hostname
+        name = f" {host}" if host else ""
+        return f"cannot resolve the host name{name}: offline, DNS down, or a typo"
+    return type(error).__name__

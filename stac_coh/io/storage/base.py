@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from stac_coh.errors import InputError, ObjectNotFoundError
+from stac_coh.errors import InputError, ObjectNotFoundError, StorageError, TransientStorageError
 
-__all__ = ["Store", "StoredObject", "check_key"]
+__all__ = ["Store", "StoredObject", "check_key", "os_error"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,16 @@ class Store(ABC):
     def delete(self, key: str) -> None:
         """Remove ``key`` if it exists."""
 
+    def check_writable(self) -> None:
+        """Raise a one-line :class:`StorageError` now if writing here cannot work.
+
+        Commands call it before hours of work, so a typo in ``--out`` costs seconds. The
+        default writes and deletes a hidden probe key; backends may check more cheaply.
+        """
+        probe = f".stac-coh-probe-{uuid.uuid4().hex}"
+        self.put(probe, b"")
+        self.delete(probe)
+
     def get_or_none(self, key: str) -> StoredObject | None:
         """Read ``key`` or return ``None`` if it does not exist."""
         try:
@@ -107,3 +119,30 @@ def check_key(key: str) -> str:
     if not key or key.startswith("/") or key.endswith("/") or ".." in parts or "" in parts:
         raise InputError(f"Invalid store key {key!r}: use a relative 'a/b/c.ext' path.")
     return key
+
+
+_WHY = {
+    errno.EACCES: (
+        "permission denied",
+        "choose a location you can write to, or fix its permissions",
+    ),
+    errno.EPERM: ("operation not permitted", "choose a location you can write to"),
+    errno.EROFS: ("read-only file system", "choose a location on a writable disk"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "fix the path"),
+    errno.EISDIR: ("it is a folder", "give a file name"),
+    errno.EEXIST: ("a file is in the way of a folder", "fix the path or move that file"),
+    errno.ENOENT: ("no such file or folder (or it cannot be created there)", "fix the path"),
+    errno.ENOSPC: ("no space left on the device", "free some space or choose another disk"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or choose another disk"),
+    errno.ENAMETOOLONG: ("the name is too long", "choose a shorter path"),
+}
+_TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY}
+
+
+def os_error(path: str | Path, error: OSError, *, action: str = "write") -> StorageError:
+    """A one-line error for ``error`` on ``path``: what went wrong, and what to do."""
+    why, todo = _WHY.get(error.errno or 0, (error.strerror or type(error).__name__, ""))
+    message = f"Cannot {action} {path}: {why}" + (f"; {todo}." if todo else ".")
+    if error.errno in _TRANSIENT_ERRNOS:
+        return TransientStorageError(message + " Try again.")
+    return StorageError(message)

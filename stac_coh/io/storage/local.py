@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stac_coh.errors import ConflictError, ObjectNotFoundError, StorageError
-from stac_coh.io.storage.base import Store, StoredObject, check_key
+from stac_coh.io.storage.base import Store, StoredObject, check_key, os_error
 
 __all__ = ["LocalStore"]
 
@@ -48,18 +49,30 @@ class LocalStore(Store):
         """Absolute filesystem path of ``key``."""
         return str(self.path_for(key))
 
+    def check_writable(self) -> None:
+        """Create the folder if needed and write (then remove) a hidden probe file in it."""
+        with _os_errors(self.root, "write to"):
+            if self.root.exists() and not self.root.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".stac-coh-probe-{uuid.uuid4().hex}{_TEMP_SUFFIX}"
+            probe.write_bytes(b"")
+            probe.unlink()
+
     def put(self, key: str, data: bytes, *, content_type: str | None = None) -> str:
         """Write ``key`` by temp file + rename."""
         path = self.path_for(key)
         tmp = self._write_temp(path, data)
-        os.replace(tmp, path)
+        with _os_errors(path):
+            os.replace(tmp, path)
         return _md5_etag(data)
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> str:
         """Copy a file in by temp file + rename."""
         dest = self.path_for(key)
         tmp = self._write_temp(dest, path)
-        os.replace(tmp, dest)
+        with _os_errors(dest):
+            os.replace(tmp, dest)
         return _file_etag(dest)
 
     def put_new(self, key: str, data: bytes | Path, *, content_type: str | None = None) -> str:
@@ -70,6 +83,8 @@ class LocalStore(Store):
             os.link(tmp, dest)
         except FileExistsError:
             raise ConflictError(f"{dest} already exists (another publisher wrote it).") from None
+        except OSError as exc:
+            raise os_error(dest, exc) from None
         finally:
             tmp.unlink(missing_ok=True)
         return _md5_etag(data) if isinstance(data, bytes) else _file_etag(dest)
@@ -98,7 +113,7 @@ class LocalStore(Store):
         except FileNotFoundError:
             raise ObjectNotFoundError(f"{path} does not exist.") from None
         except OSError as exc:
-            raise StorageError(f"Cannot read {path}: {exc}") from exc
+            raise os_error(path, exc, action="read") from None
         return StoredObject(key, data, _md5_etag(data))
 
     def exists(self, key: str) -> bool:
@@ -124,7 +139,9 @@ class LocalStore(Store):
 
     def delete(self, key: str) -> None:
         """Remove the file if present."""
-        self.path_for(key).unlink(missing_ok=True)
+        path = self.path_for(key)
+        with _os_errors(path, "delete"):
+            path.unlink(missing_ok=True)
 
     def _write_temp(self, dest: Path, data: bytes | Path) -> Path:
         """Write ``data`` completely under a hidden unique name beside ``dest``."""
@@ -141,20 +158,33 @@ class LocalStore(Store):
                 sink.flush()
                 os.fsync(sink.fileno())
         except OSError as exc:
-            raise StorageError(f"Cannot write {dest}: {exc}. Check space and permissions.") from exc
+            raise os_error(dest, exc) from None
         return tmp
 
     @contextlib.contextmanager
     def _locked(self, dest: Path) -> Iterator[None]:
         """Hold an exclusive advisory lock tied to ``dest``."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
         lock = dest.parent / f".{dest.name}{_LOCK_SUFFIX}"
-        with lock.open("a") as handle:
+        with _os_errors(dest):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            handle = lock.open("a")
+        with handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _os_errors(path: Path, action: str = "write") -> Iterator[None]:
+    """Turn an ``OSError`` on ``path`` into a one-line storage error (what to do included)."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise os_error(path, exc, action=action) from None
 
 
 def _md5_etag(data: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import random
@@ -10,7 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stac_coh.errors import ConflictError, ObjectNotFoundError, StorageError
+from stac_coh.errors import (
+    ConflictError,
+    ObjectNotFoundError,
+    StorageError,
+    TransientStorageError,
+)
 from stac_coh.io.storage.base import Store, StoredObject, check_key
 
 __all__ = ["DEFAULT_PART_SIZE", "S3Store"]
@@ -48,6 +54,27 @@ def _status(exc: Exception) -> int:
 def _error_code(exc: Exception) -> str:
     """Error code of a botocore ClientError."""
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+    }
+)
+"""S3 error codes a later attempt may not see (throttling, server trouble, rotated credentials)."""
+
+_NO_CREDENTIALS_HINT = (
+    "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_ENDPOINT_URL "
+    "for an S3-compatible store other than AWS)"
+)
 
 
 class S3Store(Store):
@@ -97,9 +124,8 @@ class S3Store(Store):
             import boto3
             from botocore.config import Config
 
-            config = Config(
-                retries={"total_max_attempts": self.max_attempts, "mode": self.retry_mode}
-            )
+            retries: Any = {"total_max_attempts": self.max_attempts, "mode": self.retry_mode}
+            config = Config(retries=retries)
             self._client = boto3.session.Session().client("s3", config=config)
         return self._client
 
@@ -111,6 +137,11 @@ class S3Store(Store):
     def url_for(self, key: str) -> str:
         """``s3://bucket/prefix/key``."""
         return f"s3://{self.bucket}/{self.object_key(key)}"
+
+    def check_writable(self) -> None:
+        """HEAD the bucket: credentials, existence and access, before any work is done."""
+        with self._errors("/"):
+            self.client.head_bucket(Bucket=self.bucket)
 
     def put(self, key: str, data: bytes, *, content_type: str | None = None) -> str:
         """Single PUT (atomic on S3)."""
@@ -217,7 +248,7 @@ class S3Store(Store):
                 raise
         return str(answer["ETag"])
 
-    def _upload_parts(self, obj: str, upload_id: str, path: Path) -> list[dict[str, Any]]:
+    def _upload_parts(self, obj: str, upload_id: str, path: Path) -> builtins.list[dict[str, Any]]:
         """Upload ``path`` in ``part_size`` parts; return the part list for completion."""
         parts = []
         with path.open("rb") as source:
@@ -232,30 +263,59 @@ class S3Store(Store):
 
     @contextlib.contextmanager
     def _errors(self, key: str) -> Iterator[None]:
-        """Turn botocore errors into stac-coh errors naming the object (never credentials)."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        """Turn botocore errors into stac-coh errors naming the object (never credentials).
+
+        Throttling, 5xx and connection trouble are :class:`TransientStorageError` (exit 75);
+        missing credentials, a missing bucket and refused access are permanent
+        :class:`StorageError` (exit 5): retrying them cannot help.
+        """
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
 
         where = f"{self.url}/{key}" if key != "/" else self.url
         try:
             yield
         except ClientError as exc:
-            status, code = _status(exc), _error_code(exc)
-            if status == 412 or code == "PreconditionFailed":
-                raise ConflictError(
-                    f"{where} exists or changed (a concurrent publisher won the race)."
-                ) from None
-            if status == 404 or code in {"NoSuchKey", "404", "NotFound"}:
-                if code == "NoSuchBucket":
-                    raise StorageError(
-                        f"Bucket {self.bucket!r} does not exist; create it or fix the URL."
-                    ) from None
-                raise ObjectNotFoundError(f"{where} does not exist.") from None
+            raise self._client_error(exc, where) from None
+        except (NoCredentialsError, PartialCredentialsError):
             raise StorageError(
-                f"S3 request on {where} failed ({code or status}); check the bucket, "
-                "permissions and AWS_ENDPOINT_URL."
-            ) from exc
+                f"No AWS credentials to reach {where}: {_NO_CREDENTIALS_HINT}."
+            ) from None
         except BotoCoreError as exc:
-            raise StorageError(
-                f"Cannot reach S3 for {where} ({type(exc).__name__}); check the network, "
-                "credentials and AWS_ENDPOINT_URL."
-            ) from exc
+            raise TransientStorageError(
+                f"Cannot reach S3 for {where} ({type(exc).__name__}); check the network and "
+                "AWS_ENDPOINT_URL, then try again."
+            ) from None
+
+    def _client_error(self, exc: Exception, where: str) -> StorageError:
+        """The stac-coh error of an S3 error answer."""
+        status, code = _status(exc), _error_code(exc)
+        if status == 412 or code == "PreconditionFailed":
+            return ConflictError(
+                f"{where} exists or changed (a concurrent publisher won the race)."
+            )
+        if code == "NoSuchBucket" or (where == self.url and status == 404):
+            return StorageError(
+                f"The bucket {self.bucket!r} does not exist (or is not visible with these "
+                "credentials); create it or fix the s3:// URL."
+            )
+        if status == 404 or code in {"NoSuchKey", "404", "NotFound"}:
+            return ObjectNotFoundError(f"{where} does not exist.")
+        if status >= 500 or code in _TRANSIENT_CODES:
+            return TransientStorageError(
+                f"S3 request on {where} failed ({code or status}) after retries; try again later."
+            )
+        if status == 403 or code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+            return StorageError(
+                f"S3 refused access to {where} ({code or status}): check the credentials "
+                "(AWS_PROFILE or AWS_ACCESS_KEY_ID), their permissions on the bucket, and "
+                "AWS_ENDPOINT_URL."
+            )
+        return StorageError(
+            f"S3 request on {where} failed ({code or status}); check the bucket, "
+            "permissions and AWS_ENDPOINT_URL."
+        )

@@ -24,6 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from stac_coh.errors import AnnotationError, RasterReadError
 from stac_coh.grid import OutputGrid
 from stac_coh.io.gdal_env import gdal_env
+from stac_coh.io.net import check_resolves
 from stac_coh.io.signing import HrefSigner, strip_query
 from stac_coh.load.grd.annotation import (
     GCP_CENTER_SHIFT,
@@ -145,6 +146,7 @@ class GrdSlice:
     def _open(self) -> rasterio.io.DatasetReader:
         """Open the measurement, signed now; on a refusal renew the token once."""
         href = self.assets.measurement
+        check_resolves(href)  # GDAL would retry an unknown host for ~50 s
         for attempt in range(2):
             url = self._signer.sign(href) if self._signer is not None else href
             try:

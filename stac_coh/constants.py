@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_COMPOSITE_COLLECTION_ID",
     "DEFAULT_REFERENCE_BLOCK",
     "DEFAULT_TILE",
+    "DEVICES",
     "ENV_INDEX_OFFSET",
     "ENV_MANIFEST",
     "ENV_OUT",
@@ -82,3 +83,8 @@ ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 """Set by AWS Batch in array children; absent in a plain job (= index 0)."""
 ENV_WEIGHTS = "STAC_COH_WEIGHTS"
 """Weights of the worker children: ``submit`` sets the ``s3://`` URI of the run's copy."""
+
+# Devices (stac_coh.settings, --device).
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+"""What ``--device`` and ``STAC_COH_DEVICE`` accept."""

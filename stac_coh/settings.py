@@ -11,8 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-"""What ``--device`` and ``STAC_COH_DEVICE`` accept."""
+from stac_coh.constants import DEVICES
 
 
 def _default_cache_dir() -> Path:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from stac_coh.constants import DEVICES
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class ProcessingChoices:
     """``--collection-id``."""
     source_kind: str = "real"
     """``real`` or ``simulated`` data: ``auto`` weights are the published or the bundled ones."""
+    preloaded: LoadedPredictor | None = field(default=None, compare=False, repr=False)
+    """A predictor already built from these choices (e.g. checked before any work)."""
 
     def load_predictor(self, settings: Settings) -> LoadedPredictor:
         """Build the predictor these choices name (settings fill the defaults).
@@ -67,6 +70,8 @@ class ProcessingChoices:
         from stac_coh.infer.network import reuse_freed_memory
         from stac_coh.infer.predictors import build_predictor
 
+        if self.preloaded is not None:
+            return self.preloaded
         loaded = build_predictor(
             self.estimator,
             weights=self.resolve_weights(settings) if self.estimator == "resunet" else None,
@@ -96,6 +101,7 @@ class ProcessingChoices:
             (self.dtype, ("uint8", "float32"), "--dtype"),
             (self.loader, ("odc", "stackstac"), "--loader"),
             (self.estimator, ("resunet", "siegert"), "--estimator"),
+            (self.device or "auto", DEVICES, "--device"),
         ):
             if value not in allowed:
                 raise InputError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}.")

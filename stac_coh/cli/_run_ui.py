@@ -181,9 +181,13 @@ def _fmt(value: float | None) -> str:
 
 
 def save_manifest_copy(manifest: Manifest, path: str) -> str:
-    """Write ``manifest`` where the user asked (``--json``)."""
-    from pathlib import Path
-
+    """Write ``manifest`` where the user asked (``--json``: a path or s3://)."""
+    from stac_coh.errors import InputError
     from stac_coh.search.manifest import write_manifest
 
-    return str(write_manifest(manifest, path if "://" in path else Path(path)))
+    if path.strip() == "-":
+        raise InputError(
+            "--json - (standard output) works with `stac-coh search`; search-and-run prints "
+            "its progress there. Give a file or s3:// location."
+        )
+    return write_manifest(manifest, path)

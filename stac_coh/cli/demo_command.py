@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -19,6 +19,12 @@ from stac_coh.errors import WeightsProvenanceWarning
 
 __all__ = ["register"]
 
+DEMO_KIND = "demo"
+"""What the demo's marker file says."""
+DEMO_LAYOUT = ("catalog", "source")
+"""Everything a demo writes in --out besides the marker (``source``: demos before the
+simulated inputs moved into the catalog)."""
+
 _HELP = "\n\n".join(
     [
         "Run the whole job offline: simulated Sentinel-1 acquisitions -> search -> pairs -> "
@@ -28,8 +34,10 @@ _HELP = "\n\n".join(
         "like Planetary Computer's), then runs `search-and-run` against it with the weights "
         "bundled with stac-coh. Those weights were trained on SIMULATED data: the demo shows "
         "the machinery and its accuracy on simulated scenes, not real-world quality.",
-        "Nothing is downloaded. Takes about a minute on a laptop CPU. Run it again and the "
-        "published pairs are skipped; --fresh starts over.",
+        "Nothing is downloaded. Takes well under a minute on a 2-core CPU. Run it again and "
+        "the published pairs are skipped; --fresh starts over: it deletes what a previous "
+        "demo wrote in --out (a .stac-coh marker says which folder is a demo's) and refuses "
+        "to touch a folder the demo did not write.",
         "Examples:",
         "  stac-coh demo",
         "  stac-coh demo --out /tmp/demo --fresh",
@@ -39,8 +47,10 @@ _HELP = "\n\n".join(
 
 
 def demo_command(
-    out: Path = typer.Option(Path("stac-coh-demo"), "--out", "-o", help="Demo folder."),
-    fresh: bool = typer.Option(False, "--fresh", help="Delete --out first and start over."),
+    out: str = typer.Option("stac-coh-demo", "--out", "-o", help="Demo folder (local)."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Delete what an earlier demo wrote in --out and start over."
+    ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or mps."),
     weights: str | None = typer.Option(
         None, "--weights", help="Other weights than the bundled ones (file or hf://)."
@@ -51,10 +61,11 @@ def demo_command(
 
     console = Console()
     started = time.perf_counter()
-    if fresh and out.exists():
-        shutil.rmtree(out)
+    folder = _checked_folder(out, fresh)
+    processing = _processing(weights, device)  # bad weights fail before anything is written
+    _prepare_folder(folder, fresh)
     with console.status("Simulating Sentinel-1 acquisitions and writing the source catalog..."):
-        source = build_demo_catalog(source_dir(out))
+        source = build_demo_catalog(source_dir(folder))
     console.print(f"Source catalog (simulated): {source.items_dir}", highlight=False)
     search = SearchOptions(
         bbox=source.bbox, start=source.start, end=source.end, source=str(source.items_dir)
@@ -66,6 +77,54 @@ def demo_command(
         highlight=False,
         soft_wrap=True,
     )
+    catalog_dir = folder / "catalog"
+    summary = run_manifest(
+        result.manifest,
+        list(result.manifest.pairs),
+        out=str(catalog_dir),
+        processing=processing,
+        dry_run=False,
+        console=console,
+    )
+    if summary is None:
+        raise typer.Exit(code=1)
+    _print_accuracy(summary, catalog_dir, source.truth, console)
+    from stac_coh.cli.composite_command import demo_composite
+
+    composite_ok = demo_composite(catalog_dir, console, year=2026, season="JJA")
+    _print_next_steps(catalog_dir, console, time.perf_counter() - started)
+    raise typer.Exit(code=summary.exit_code or (0 if composite_ok else 1))
+
+
+def _checked_folder(out: str, fresh: bool) -> Path:
+    """The demo folder: local, and not someone else's (nothing is written or deleted yet)."""
+    from stac_coh.io.guard import check_no_clash, owned_entries
+    from stac_coh.io.output import local_folder
+
+    folder = local_folder(out, option="--out", command="demo")
+    if fresh:
+        owned_entries(folder, kind=DEMO_KIND, layout=DEMO_LAYOUT, option="--fresh")
+    else:
+        # A re-run reuses what an earlier demo wrote; it never writes into folders of others.
+        check_no_clash(folder, kind=DEMO_KIND, layout=DEMO_LAYOUT, option="--out")
+    return folder
+
+
+def _prepare_folder(folder: Path, fresh: bool) -> None:
+    """Empty what an earlier demo wrote (--fresh), create the folder and mark it as a demo's."""
+    from stac_coh.io.guard import clear_owned, write_marker
+    from stac_coh.io.output import open_output_store
+
+    if fresh:
+        clear_owned(folder, kind=DEMO_KIND, layout=DEMO_LAYOUT, option="--fresh")
+    open_output_store(folder, option="--out")  # creates it, or one line on why it cannot
+    write_marker(folder, DEMO_KIND)
+
+
+def _processing(weights: str | None, device: str | None) -> ProcessingChoices:
+    """The demo's processing choices, with the predictor loaded (and so checked) now."""
+    from stac_coh.settings import get_settings
+
     processing = ProcessingChoices(
         weights=weights,
         estimator="resunet",
@@ -80,25 +139,11 @@ def demo_command(
         collection_id="sentinel-1-coherence",
         source_kind="simulated",  # auto = the bundled weights: the demo's data are simulated
     )
-    catalog_dir = out / "catalog"
+    processing.options()  # --device and friends, before any work
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", WeightsProvenanceWarning)  # said plainly below instead
-        summary = run_manifest(
-            result.manifest,
-            list(result.manifest.pairs),
-            out=str(catalog_dir),
-            processing=processing,
-            dry_run=False,
-            console=console,
-        )
-    if summary is None:
-        raise typer.Exit(code=1)
-    _print_accuracy(summary, catalog_dir, source.truth, console)
-    from stac_coh.cli.composite_command import demo_composite
-
-    composite_ok = demo_composite(catalog_dir, console, year=2026, season="JJA")
-    _print_next_steps(catalog_dir, console, time.perf_counter() - started)
-    raise typer.Exit(code=summary.exit_code or (0 if composite_ok else 1))
+        warnings.simplefilter("ignore", WeightsProvenanceWarning)  # said plainly at the end
+        loaded = processing.load_predictor(get_settings())
+    return replace(processing, preloaded=loaded)
 
 
 def _print_accuracy(

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stac_coh.constants import DEFAULT_REFERENCE_BLOCK, DEFAULT_TILE, ESTIMATORS, MODES
-from stac_coh.errors import InputError
+from stac_coh.constants import DEFAULT_REFERENCE_BLOCK, DEFAULT_TILE, DEVICES, ESTIMATORS, MODES
+from stac_coh.errors import InputError, UnusableResultError
 
 if TYPE_CHECKING:
     from stac_coh.infer.engine import PredictionSummary
     from stac_coh.infer.predictors import LoadedPredictor
+    from stac_coh.io.output import OutputFile
 
 __all__ = ["register"]
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("uint8", "float32")
 CUDA_FAST_BATCH = 4
 """Tiles per batch in fast mode on a GPU (a CPU gains nothing from batching big tiles)."""
@@ -33,14 +35,19 @@ _HELP = _paragraphs(
     "Predict InSAR coherence from two detected backscatter rasters into a COG.",
     "T1 is the earlier image, T2 the later one, as local paths or anything GDAL reads "
     "(https://..., /vsicurl/..., s3://...). Values are linear power (sigma0 or gamma0); "
-    "add --db when they are in dB, e.g. Earth Engine exports. The output lies on T1's grid, "
-    "cropped to where T2 overlaps it; T2 is resampled onto it when the grids differ "
-    "(bilinear, or averaging when T2's pixels are much finer). Output pixels are nodata "
-    "wherever either input is nodata, NaN or not positive.",
+    "add --db when they are in dB, e.g. Earth Engine exports (a few sampled windows are "
+    "checked first: mostly negative values without --db, or none with it, are refused). "
+    "The output lies on T1's pixel grid (same origin, pixel size and CRS), cropped to where "
+    "T2 overlaps it; T2 is resampled onto it when the grids differ (bilinear, or averaging "
+    "when T2's pixels are much finer). Output pixels are nodata wherever either input is "
+    "nodata, NaN or not positive; a result without any valid pixel exits 6.",
     "The output is a Cloud-Optimized GeoTIFF: uint8 with scale 0.004 and nodata 255 "
     "(decoded by GDAL, rasterio, QGIS), or float32 with NaN nodata (--dtype float32). "
-    "--uncertainty writes the model's second head (a predicted standard deviation) the "
-    "same way. Files appear only when complete.",
+    "Its bottom and right edges are padded with a few nodata pixels so that every "
+    "overview halves exactly (web maps such as STAC Browser need it), so it can be a few "
+    "rows or columns larger than the overlap. --uncertainty writes the model's second "
+    "head (a predicted standard deviation) the same way. -o and --uncertainty take a "
+    "path or s3://bucket/key; files appear only when complete.",
     "--mode fast (default) runs the network on large tiles with a 144-pixel halo (its "
     "receptive field), computing each pixel about once; results do not depend on --tile. "
     "--mode reference reproduces the published tiling exactly (128-pixel patches, stride "
@@ -53,6 +60,7 @@ _HELP = _paragraphs(
     "  stac-coh predict t1.tif t2.tif -o coh.tif --device cuda --tile 2048 --batch-size 2",
     "  stac-coh predict t1.tif t2.tif -o ref.tif --mode reference --dtype float32",
     "  stac-coh predict t1.tif t2.tif -o siegert.tif --estimator siegert",
+    "  stac-coh predict t1.tif t2.tif -o s3://my-bucket/coherence/coh.tif",
 )
 
 
@@ -63,18 +71,12 @@ def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
     return value
 
 
-def _refuse_clobber(paths: list[Path | None], overwrite: bool) -> None:
-    """Existing outputs are kept unless --overwrite says otherwise."""
-    for path in paths:
-        if path is not None and path.exists() and not overwrite:
-            raise InputError(f"{path} exists; pass --overwrite to replace it.")
-
-
-def _summary_line(summary: PredictionSummary, loaded: LoadedPredictor) -> str:
+def _summary_line(
+    summary: PredictionSummary, loaded: LoadedPredictor, outputs: list[OutputFile]
+) -> str:
     """The final line: where, how many pixels, mean coherence, time, which weights."""
     line = (
-        f"Wrote {summary.path}"
-        + (f" and {summary.uncertainty_path}" if summary.uncertainty_path else "")
+        f"Wrote {' and '.join(str(o) for o in outputs)}"
         + f": {summary.valid_pixels:,} of {summary.total_pixels:,} pixels valid "
         f"({100 * summary.valid_fraction:.1f}%), mean coherence {summary.mean:.3f}, "
         f"{summary.seconds:.1f} s ({summary.mode} mode, {summary.tiles} tiles, {loaded.device}), "
@@ -86,7 +88,9 @@ def _summary_line(summary: PredictionSummary, loaded: LoadedPredictor) -> str:
 def predict_command(
     t1: str = typer.Argument(..., metavar="T1", help="Earlier image: path or GDAL URL."),
     t2: str = typer.Argument(..., metavar="T2", help="Later image: path or GDAL URL."),
-    output: Path = typer.Option(..., "--output", "-o", help="Coherence COG to write."),
+    output: str = typer.Option(
+        ..., "--output", "-o", help="Coherence COG to write: a path or s3://bucket/key."
+    ),
     db: bool = typer.Option(False, "--db", help="Inputs are in dB, not linear power."),
     band: int = typer.Option(1, "--band", min=1, help="Band of each input to read."),
     weights: str | None = typer.Option(
@@ -118,59 +122,115 @@ def predict_command(
         f"{CUDA_FAST_BATCH} on CUDA; the model card's 8 patches in reference mode.",
     ),
     dtype: str = typer.Option("uint8", "--dtype", help="uint8 (scale 0.004) or float32."),
-    uncertainty: Path | None = typer.Option(
-        None, "--uncertainty", help="Also write the uncertainty (std) COG here."
+    uncertainty: str | None = typer.Option(
+        None, "--uncertainty", help="Also write the uncertainty (std) COG here (path or s3://)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Predict coherence from two backscatter rasters into a COG."""
+    from stac_coh.io.guard import check_replaceable_cog
+    from stac_coh.io.output import OutputFile
+
+    _choice(estimator, ESTIMATORS, "--estimator")
+    _choice(mode, MODES, "--mode")
+    _choice(dtype, DTYPES, "--dtype")
+    if device is not None:
+        _choice(device, DEVICES, "--device")
+    out = OutputFile.parse(output, option="-o")
+    unc = OutputFile.parse(uncertainty, option="--uncertainty") if uncertainty else None
+    if unc is not None and unc.location == out.location:
+        raise InputError("--uncertainty must name a different file than -o/--output.")
+    outputs = [out] if unc is None else [out, unc]
+    for target in outputs:  # before any work: a bad location fails in seconds
+        target.check(overwrite=overwrite)
+        if target.kind == "local":  # --overwrite replaces only what stac-coh wrote
+            check_replaceable_cog(target.path)
+    summary, loaded = _predict(
+        t1,
+        t2,
+        out,
+        unc,
+        db=db,
+        band=band,
+        predictor=dict(estimator=estimator, weights=weights, device=device),
+        run=dict(mode=mode, tile=tile, batch_size=batch_size, dtype=dtype),
+    )
+    typer.echo(_summary_line(summary, loaded, outputs))
+
+
+def _predict(
+    t1: str,
+    t2: str,
+    out: OutputFile,
+    unc: OutputFile | None,
+    *,
+    db: bool,
+    band: int,
+    predictor: dict[str, Any],
+    run: dict[str, Any],
+) -> tuple[PredictionSummary, LoadedPredictor]:
+    """Read, check the units, predict into the outputs; refuse a result with no valid pixel."""
     from stac_coh.infer.engine import predict_to_cogs, reuse_freed_memory
     from stac_coh.infer.predictors import build_predictor
     from stac_coh.io.gdal_env import gdal_env, gdal_options
     from stac_coh.load.file_pair import RasterPairReader
     from stac_coh.settings import get_settings
 
-    _choice(estimator, ESTIMATORS, "--estimator")
-    _choice(mode, MODES, "--mode")
-    _choice(dtype, DTYPES, "--dtype")
     settings = get_settings()
-    device = _choice(device or settings.device, DEVICES, "--device")
-    _refuse_clobber([output, uncertainty], overwrite)
     options = gdal_options()
     reuse_freed_memory()
-    console = Console(stderr=True)
     with gdal_env(options), RasterPairReader(t1, t2, db=db, band=band) as reader:
+        hint = reader.units_hint()
+        if hint:
+            raise InputError(hint)
         loaded = build_predictor(
-            estimator,
-            weights=weights or settings.weights or "auto",
-            device=device,
+            predictor["estimator"],
+            weights=predictor["weights"] or settings.weights or "auto",
+            device=predictor["device"] or settings.device,
             cache_dir=settings.cache_dir,
         )
-        if batch_size is None and mode == "fast" and loaded.device == "cuda":
-            batch_size = CUDA_FAST_BATCH
-        with Progress(
-            TextColumn("[bold]predict[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("tiles"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("predict", total=None)
+        if run["batch_size"] is None and run["mode"] == "fast" and loaded.device == "cuda":
+            run = {**run, "batch_size": CUDA_FAST_BATCH}
+        with (
+            out.staged(suffix=".tif") as out_path,
+            unc.staged(suffix=".tif") if unc else contextlib.nullcontext() as unc_path,
+            _progress() as (progress, task),
+        ):
             summary = predict_to_cogs(
                 reader,
                 loaded.predictor,
-                output,
-                uncertainty_path=uncertainty,
-                mode=mode,
-                tile=tile,
-                batch_size=batch_size,
-                dtype=dtype,
+                out_path,
+                uncertainty_path=unc_path,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
                 gdal_options=options,
+                **run,
             )
-    typer.echo(_summary_line(summary, loaded))
+            if summary.valid_pixels == 0:
+                for path in (out_path, unc_path):
+                    if path is not None:
+                        Path(path).unlink(missing_ok=True)
+                raise UnusableResultError(
+                    f"No valid pixel in the result (0 of {summary.total_pixels:,}): T1 and T2 "
+                    "have no valid value in common (nodata, NaN or not positive everywhere they "
+                    "overlap). Nothing was written. Check the inputs' nodata, their units "
+                    "(--db) and --band."
+                )
+    return summary, loaded
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[tuple[Progress, Any]]:
+    """A transient tile progress bar on stderr."""
+    with Progress(
+        TextColumn("[bold]predict[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tiles"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        yield progress, progress.add_task("predict", total=None)
 
 
 def register(app: typer.Typer) -> None:

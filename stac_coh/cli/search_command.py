@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -27,13 +26,17 @@ _HELP = "\n\n".join(
         "Prints one row per pair and one line counting the rejected combinations by reason. "
         "--json writes the manifest (items by unsigned href, each pair's grid: the "
         "reference's UTM zone at its native pixel size unless --crs/--resolution say "
-        "otherwise) for `stac-coh run` or `stac-coh submit`.",
+        "otherwise) for `stac-coh run` or `stac-coh submit`: a file (local paths in it are "
+        "relative to it), s3://bucket/key, or - for standard output (the table then goes "
+        "to standard error).",
         "Offline: --source PATH searches a directory of item JSONs, an .ndjson or a "
         "stac-geoparquet file.",
         "Examples:",
         SEARCH_EXAMPLES,
         "  stac-coh search --bbox 77.4 12.8 77.8 13.1 --start 2026-04-01 --end 2026-06-30 "
         "--json s3://my-bucket/manifests/bengaluru.json",
+        "  stac-coh search --source ./catalog --bbox 15 33 16.8 34.5 --start 2024-04-01 "
+        "--end 2024-05-31 --json - | jq '.pairs | length'",
     ]
 )
 
@@ -45,12 +48,19 @@ def search_command(
         None,
         "--json",
         metavar="FILE",
-        help="Write the manifest here (a path or s3://bucket/key).",
+        help="Write the manifest here: a path, s3://bucket/key, or - (standard output).",
     ),
 ) -> None:
     """Find Sentinel-1 pairs over an area and dates; --json writes the manifest."""
+    target = None
+    if json_out:
+        from stac_coh.io.output import OutputFile
+
+        target = OutputFile.parse(json_out, option="--json", stdout_ok=True)
+        target.check()  # before the search: a bad location fails in seconds
     result = search.run()
-    console = Console()
+    # With --json - the manifest owns standard output; everything else goes to stderr.
+    console = Console(stderr=target is not None and target.kind == "stdout")
     console.print(pairs_table(result.manifest))
     console.print(
         f"{result.n_items} items, {len(result.manifest.pairs)} pairs. {result.summary}",
@@ -61,10 +71,10 @@ def search_command(
         console.print(
             f"[yellow]Stopped at --limit {search.limit} items: raise it to see every pair.",
         )
-    if json_out:
+    if target is not None:
         from stac_coh.search.manifest import write_manifest
 
-        where = write_manifest(result.manifest, json_out if "://" in json_out else Path(json_out))
+        where = write_manifest(result.manifest, target.location)
         console.print(f"Manifest: {where}", highlight=False, soft_wrap=True)
 
 

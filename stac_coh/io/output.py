@@ -17,11 +17,13 @@ The rules are the same everywhere:
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -51,10 +53,17 @@ class OutputFile:
     """What the user typed."""
     option: str = "-o"
     """The option that named it, for messages."""
+    s3_client: Any = field(default=None, compare=False, repr=False)
+    """A boto3 S3 client to use (default: built from the standard AWS environment)."""
 
     @classmethod
     def parse(
-        cls, location: str | Path, *, option: str = "-o", stdout_ok: bool = False
+        cls,
+        location: str | Path,
+        *,
+        option: str = "-o",
+        stdout_ok: bool = False,
+        s3_client: Any | None = None,
     ) -> OutputFile:
         """Validate ``location`` for ``option``; ``-`` is accepted only when ``stdout_ok``."""
         text = str(location).strip()
@@ -72,7 +81,7 @@ class OutputFile:
             raise InputError(
                 f"{option} {text}: stac-coh writes to a local path or s3://bucket/key only."
             )
-        return cls(text.removeprefix("file://"), option)
+        return cls(text.removeprefix("file://"), option, s3_client)
 
     @property
     def kind(self) -> Kind:
@@ -157,19 +166,31 @@ class OutputFile:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _check_local(self) -> None:
-        """The folder exists (or can be made) and takes a file; the name is not a folder."""
-        path = self.path
+        """The name is not a folder, and a file can be created where it goes.
+
+        Nothing is left behind: folders that do not exist yet are not created here (a
+        probe folder is made in the nearest existing one, then removed).
+        """
+        path = Path(os.path.abspath(self.path))
         if path.is_dir():
             raise StorageError(
                 f"Cannot write {path}: it is a folder; give a file name ({self.option})."
             )
-        _store_of(path.parent).check_writable()
+        ancestor = path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        try:
+            if not ancestor.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{ancestor} is a file")
+            os.rmdir(tempfile.mkdtemp(prefix=".stac-coh-probe-", dir=ancestor))
+        except OSError as exc:
+            raise os_error(path, exc) from None
 
     def _store(self) -> tuple[Store, str]:
         """The store holding the location, and its key there."""
         if self.kind == "s3":
             bucket, _, key = self.location[len("s3://") :].partition("/")
-            return open_store(f"s3://{bucket}"), key
+            return open_store(f"s3://{bucket}", s3_client=self.s3_client), key
         return _store_of(self.path.parent), self.path.name
 
 

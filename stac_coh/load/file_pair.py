@@ -42,6 +42,11 @@ PathLikeStr = str | PathLike[str]
 AVERAGE_RATIO = 1.5
 """T2 pixels this much finer than T1's (or more) are averaged instead of interpolated."""
 
+_SAMPLE_EDGE = 64
+"""Edge of each window :meth:`RasterPairReader.units_hint` samples."""
+_SAMPLE_MIN = 100
+"""Fewer valid sampled values than this decide nothing."""
+
 _EDGE_TOLERANCE = 1e-6
 """Fraction of a pixel ignored when snapping the overlap to T1's pixel edges."""
 
@@ -61,8 +66,8 @@ def _open(path: PathLikeStr, band: int, role: str) -> Any:
         ds = rasterio.open(path)
     except (RasterioError, OSError) as exc:
         raise RasterReadError(
-            f"Cannot open {role} raster {path}: {exc}. Check that the path or URL exists "
-            "and is readable by GDAL (for s3:// or https:// also check credentials)."
+            f"Cannot open {role} raster {path}: {_gdal_reason(exc)}. Check that the path or "
+            "URL exists and is readable by GDAL (for s3:// or https:// also check credentials)."
         ) from None
     try:
         if not 1 <= band <= ds.count:
@@ -76,11 +81,38 @@ def _open(path: PathLikeStr, band: int, role: str) -> Any:
         ds.read(band, window=Window(0, 0, 1, 1))
     except RasterioError as exc:
         ds.close()
-        raise RasterReadError(f"Cannot read {role} raster {path}: {exc}.") from None
+        raise RasterReadError(f"Cannot read {role} raster {path}: {_gdal_reason(exc)}") from None
     except BaseException:
         ds.close()
         raise
     return ds
+
+
+_CORRUPT = ("Read error", "TIFFRead", "IReadBlock", "not recognized as", "Short read", "bytes")
+
+
+def _gdal_reason(error: BaseException) -> str:
+    """GDAL's own, most specific words in ``error``'s chain, plus what to do if corrupt.
+
+    rasterio raises "Read failed. See previous exception for details." and chains what
+    GDAL said; the last link holds the cause (e.g. "got 261942 bytes, expected 262144").
+    """
+    messages: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = " ".join(str(current).split())
+        if text and "See previous exception" not in text:
+            messages.append(text.rstrip("."))
+        current = current.__cause__ or current.__context__
+    reason = messages[-1] if messages else type(error).__name__
+    if any(marker in m for m in messages for marker in _CORRUPT):
+        reason += (
+            ". The file looks truncated or corrupt (an interrupted download or copy?): "
+            "fetch or export it again"
+        )
+    return reason + "."
 
 
 def _integer_offset(t1: Any, t2: Any) -> tuple[int, int] | None:
@@ -230,6 +262,58 @@ class RasterPairReader:
         """T1's grid cropped to the overlap of T1 and T2."""
         return self._grid
 
+    def units_hint(self) -> str | None:
+        """A hint when the values do not look like what ``db`` says, else ``None``.
+
+        Backscatter in dB is mostly negative (sigma0 of land and sea lies around -25 to
+        0 dB); linear power is never negative. Read as linear, a dB image is mostly no data
+        (only positive dB values survive); read as dB, a linear image comes out flat.
+        A few small windows across the overlap decide, so this costs milliseconds.
+        """
+        sources = (
+            ("T1", self._t1, (0, 0), self.paths[0]),
+            ("T2", self._t2_view, self._t2_offset, self.paths[1]),
+        )
+        for role, ds, offset, path in sources:
+            values = self._sample(ds, offset)
+            if values.size < _SAMPLE_MIN:
+                continue
+            negative = float(np.mean(values < 0))
+            median = float(np.median(values))
+            if not self.db and negative > 0.5:
+                return (
+                    f"{role} {path} looks like dB ({negative:.0%} of its sampled values are "
+                    f"negative, median {median:.1f}): add --db. Read as linear power it "
+                    "would be almost all no data."
+                )
+            if self.db and negative < 0.01 and median < 1.0:
+                return (
+                    f"{role} {path} looks like linear power, not dB (no negative values, "
+                    f"median {median:.3g}): drop --db."
+                )
+        return None
+
+    def _sample(self, ds: Any, offset: tuple[int, int]) -> npt.NDArray[np.float32]:
+        """Finite, non-zero, non-nodata values of nine windows spread over the overlap."""
+        row0, col0 = self._origin
+        height, width = self._grid.height, self._grid.width
+        edge = min(_SAMPLE_EDGE, height, width)
+        found = []
+        for fr in (0.2, 0.5, 0.8):
+            for fc in (0.2, 0.5, 0.8):
+                row = row0 + offset[0] + int((height - edge) * fr)
+                col = col0 + offset[1] + int((width - edge) * fc)
+                window = Window(col, row, edge, edge)
+                try:
+                    data = ds.read(self.band, window=window, masked=True, out_dtype="float32")
+                except RasterioError as exc:
+                    raise RasterReadError(
+                        f"Reading {ds.name} failed: {_gdal_reason(exc)}"
+                    ) from None
+                values = np.ma.compressed(data)
+                found.append(values[np.isfinite(values) & (values != 0)])
+        return np.concatenate(found)
+
     def read(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
         """(2, height, width) float32 linear power; NaN outside the grid and where no data."""
         out = np.full((2, height, width), np.nan, dtype=np.float32)
@@ -250,7 +334,7 @@ class RasterPairReader:
         try:
             data = ds.read(self.band, window=window, masked=True, out_dtype="float32")
         except RasterioError as exc:
-            raise RasterReadError(f"Reading {path} failed ({window!r}): {exc}.") from None
+            raise RasterReadError(f"Reading {path} failed: {_gdal_reason(exc)}") from None
         return _to_linear(np.ma.filled(data, np.nan), self.db)
 
     def close(self) -> None:

@@ -221,9 +221,16 @@ def run_manifest_key(run_id: str) -> str:
 
 
 def save_run_manifest(store: Store, manifest: Manifest, pairs: Sequence[Pair], run_id: str) -> str:
-    """Keep the run's manifest beside the catalog (provenance, ``stac-coh run``); its key."""
+    """Keep the run's manifest beside the catalog (provenance, ``stac-coh run``); its key.
+
+    Local paths in it are relative to it (no machine path in a published tree; ``stac-coh
+    run --manifest`` resolves them back), as :func:`~stac_coh.search.manifest.write_manifest`
+    writes every manifest.
+    """
+    from stac_coh.io.hrefs import portable_hrefs
+
     subset = replace(manifest, pairs=tuple(pairs))
     key = run_manifest_key(run_id)
-    body = json.dumps(subset.to_dict(), indent=1).encode()
+    body = json.dumps(portable_hrefs(subset.to_dict(), store.url_for(key)), indent=1).encode()
     store.put(key, body, content_type="application/json")
     return key

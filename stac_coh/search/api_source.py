@@ -8,6 +8,7 @@ import requests
 
 from stac_coh.errors import InputError, SearchError, SourceUnreachableError
 from stac_coh.io.http import make_session, stac_api_io
+from stac_coh.io.signing import unsigned_item
 from stac_coh.search.manifest import SourceSpec
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class StacApiSource:
                 max_items=query.max_items,
                 limit=min(_PAGE_SIZE, query.max_items),
             )
-            return list(search.items_as_dicts())
+            # An API may hand out signed hrefs; manifests and items keep canonical ones.
+            return [unsigned_item(it) for it in search.items_as_dicts()]
         except APIError as exc:
             status = getattr(exc, "status_code", None)
             if status is None or status >= 500 or status == 429:

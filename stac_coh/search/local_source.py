@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stac_coh.errors import InputError
+from stac_coh.io.signing import unsigned_item
 from stac_coh.search.manifest import SourceSpec
 from stac_coh.search.slices import item_datetime
 
@@ -49,7 +50,8 @@ class LocalSource:
         else:
             items = self._filter(self._read_json_items(), query)
         items.sort(key=lambda it: (_item_time(it) or _EPOCH, str(it.get("id", ""))))
-        return items[: query.max_items]
+        # Saved items may hold SAS tokens (signed when they were fetched): never keep them.
+        return [unsigned_item(it) for it in items[: query.max_items]]
 
     def _read_json_items(self) -> list[dict[str, Any]]:
         """Every item of a directory tree, an ndjson file or a FeatureCollection file."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stac_coh.grid import OutputGrid
+from stac_coh.io.hrefs import resolved_hrefs
 
 __all__ = [
     "MANIFEST_SCHEMA_VERSION",
@@ -214,7 +215,17 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        """Parse and check the version of a manifest's JSON form."""
+        """Parse and check the version of a manifest's JSON form (hrefs unsigned)."""
+        from stac_coh.io.signing import unsigned_item
+
+        if not isinstance(data, dict):
+            from stac_coh.errors import InputError
+
+            raise InputError(
+                f"This is not a stac-coh manifest: it holds a JSON {type(data).__name__}, not "
+                "an object with schema_version, source and pairs. Write one with "
+                "`stac-coh search ... --json FILE`."
+            )
         version = data.get("schema_version")
         if version != MANIFEST_SCHEMA_VERSION:
             from stac_coh.errors import InputError
@@ -227,7 +238,7 @@ class Manifest:
             source=SourceSpec.from_dict(data["source"]),
             query=data.get("query", {}),
             pairs=tuple(Pair.from_dict(p) for p in data["pairs"]),
-            items=data.get("items", {}),
+            items={k: unsigned_item(v) for k, v in (data.get("items") or {}).items()},
             created=data.get("created", ""),
             software=data.get("software", ""),
         )
@@ -253,7 +264,8 @@ def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
         else:
             body = Path(text).read_text()
-        return Manifest.from_json(body)
+        # Local paths are stored relative to the manifest (see write_manifest).
+        return Manifest.from_dict(resolved_hrefs(json.loads(body), text))
     except InputError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -266,22 +278,18 @@ def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
 
 
 def write_manifest(manifest: Manifest, uri: str | Path, *, s3_client: Any = None) -> str:
-    """Write a manifest to a local path (parents created) or ``s3://bucket/key``; return it."""
+    """Write a manifest to a local path (parents created), ``s3://bucket/key`` or ``-``.
+
+    Local paths in it are written relative to the manifest's own location (no machine
+    path in the file; :func:`read_manifest` resolves them back). Returns where it went.
+    """
+    from stac_coh.io.hrefs import portable_hrefs
+    from stac_coh.io.output import OutputFile
+
     text = str(uri)
-    body = manifest.to_json()
-    if text.startswith("s3://"):
-        bucket, key = _split_s3(text)
-        client = s3_client or _s3_client()
-        client.put_object(
-            Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json"
-        )
-        return text
-    path = Path(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(body)
-    tmp.replace(path)  # a reader never sees half a manifest
-    return text
+    body = json.dumps(portable_hrefs(manifest.to_dict(), text), indent=1)
+    target = OutputFile.parse(text, option="--json", stdout_ok=True, s3_client=s3_client)
+    return target.write_text(body)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

@@ -41,7 +41,11 @@ class Source(Protocol):
         ...
 
     def search(self, query: SearchQuery) -> list[dict[str, Any]]:
-        """Items (plain dicts, unsigned hrefs) intersecting the area within the dates."""
+        """Items (plain dicts) intersecting the area within the dates.
+
+        Every href is unsigned (:func:`stac_coh.io.signing.unsigned_item`): search results
+        are where hrefs enter stac-coh, so nothing downstream ever holds a token.
+        """
         ...
 
 

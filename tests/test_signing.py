@@ -96,11 +96,16 @@ def test_token_service_failure_is_a_clear_bounded_error(tokens: TokenServer):
     assert len(tokens.requests) == 2  # one try + one retry, not the package's ten
 
 
-def test_planetary_computer_sources_sign_others_do_not():
-    pc = SourceSpec("planetary-computer", "https://pc", "sentinel-1-rtc", options={})
-    assert isinstance(make_signer(pc), HrefSigner)
-    assert make_signer(SourceSpec("earth-search", "https://es", "sentinel-1-grd")) is None
-    assert make_signer(SourceSpec("local", "/x", "c")) is None
-    # A local catalog of PC items can ask for signing through its options.
-    local_pc = SourceSpec("local", "/x", "c", options={"signing": "planetary-computer"})
-    assert isinstance(make_signer(local_pc), PlanetaryComputerSigner)
+def test_signing_is_decided_by_the_href_host_for_every_source():
+    # Items copied from Planetary Computer into a local catalog are signed like a search
+    # of the API; hrefs elsewhere (S3, local files) pass unchanged, without any token.
+    for spec in (
+        SourceSpec("planetary-computer", "https://pc", "sentinel-1-rtc"),
+        SourceSpec("earth-search", "https://es", "sentinel-1-grd"),
+        SourceSpec("local", "/x", "c"),
+    ):
+        signer = make_signer(spec)
+        assert isinstance(signer, PlanetaryComputerSigner)
+        assert signer.sign("s3://bucket/a.tif") == "s3://bucket/a.tif"
+        assert signer.sign("/data/a.tif") == "/data/a.tif"
+    assert make_signer(SourceSpec("local", "/x", "c", options={"signing": "none"})) is None

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from stac_coh.constants import DEFAULT_COLLECTION_ID
 from stac_coh.errors import InputError
+
+if TYPE_CHECKING:
+    from stac_coh.io.storage import Store
 
 __all__ = ["register"]
 
@@ -61,14 +65,15 @@ def finalize_command(
 ) -> None:
     """Run :func:`stac_coh.pipeline.run.finish_run` with settings from the environment."""
     from stac_coh.io.http import make_session
-    from stac_coh.io.storage import open_store
+    from stac_coh.io.output import open_output_store
     from stac_coh.pipeline.run import finish_run
     from stac_coh.settings import get_settings
 
     if "://" not in out and not Path(out).is_dir():
         raise InputError(f"{out} is not a directory; pass the folder a run published into.")
     settings = get_settings()
-    store = open_store(out, public_base_url=public_url)
+    store = open_output_store(out, option="OUT", public_base_url=public_url)
+    _check_collection(store, out, collection)
     session = (
         make_session(timeout_s=settings.http_timeout_s, retries=settings.http_retries)
         if stac_api
@@ -94,6 +99,30 @@ def finalize_command(
         )
     if end.report_href:
         typer.echo(f"report: {end.report_href}")
+
+
+def _check_collection(store: Store, out: str, collection: str) -> None:
+    """Refuse a collection the catalog does not have (finalize would create it empty)."""
+    from stac_coh.publish.collection import CATALOG_KEY, collection_key
+
+    if store.exists(collection_key(collection)) or store.list(f"{collection}/"):
+        return  # the collection, or items of it (workers publish before finalize makes it)
+    catalog = store.get_or_none(CATALOG_KEY)
+    known: list[str] = []
+    if catalog is not None:
+        try:
+            links = json.loads(catalog.data).get("links", [])
+            known = sorted(
+                str(link["href"]).removeprefix("./").split("/")[0]
+                for link in links
+                if link.get("rel") == "child"
+            )
+        except (ValueError, AttributeError, KeyError, TypeError):
+            known = []
+    raise InputError(
+        f"{out} has no collection {collection!r} (it has: {', '.join(known) or 'none'}); fix "
+        "--collection, or pass the folder a run published into."
+    )
 
 
 def _read_report(path: Path) -> dict[str, object]:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from stac_coh.errors import InputError
-
 
 def register(app: typer.Typer) -> None:
     """Add the command to the app."""
@@ -29,19 +27,20 @@ def serve(
     206 and exposes Content-Range over CORS; this server does both. Open the printed
     address in a browser on this machine; stop with Ctrl-C.
 
+    DIRECTORY may also be the folder above the catalog (e.g. the demo's --out folder,
+    whose catalog is in catalog/). A port in use is refused with a hint; pick another
+    with --port.
+
     Example: stac-coh serve stac-coh-demo/catalog --port 8000
     """
+    from stac_coh.publish.serve import check_port, find_catalog, stac_browser_url
     from stac_coh.publish.serve import serve as run_server
-    from stac_coh.publish.serve import stac_browser_url
 
-    if not (directory / catalog).is_file():
-        raise InputError(
-            f"{directory / catalog} does not exist; pass the folder that holds the root "
-            "catalog (e.g. the --out folder of search-and-run or demo)."
-        )
+    root, catalog = find_catalog(directory, catalog)
+    check_port(port)
     url = f"http://127.0.0.1:{port}/{catalog}"
-    typer.echo(f"Serving {directory.resolve()} at http://127.0.0.1:{port}/")
+    typer.echo(f"Serving {root.resolve()} at http://127.0.0.1:{port}/")
     typer.echo(f"Catalog:      {url}")
     typer.echo(f"STAC Browser: {stac_browser_url(url)}")
     typer.echo("Press Ctrl-C to stop.")
-    run_server(directory, port=port)
+    run_server(root, port=port)

@@ -127,8 +127,10 @@ def failure_is_transient(error: BaseException) -> bool:
 
 
 def _one_line(error: BaseException) -> str:
-    """``Type: message`` on one line, for reports and logs."""
-    text = " ".join(str(error).split()) or repr(error)
+    """``Type: message`` on one line, for reports and logs (signed URLs redacted)."""
+    from stac_coh.io.redact import redact
+
+    text = " ".join(redact(str(error)).split()) or repr(error)
     return f"{type(error).__name__}: {text}"
 
 

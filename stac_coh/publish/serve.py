@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["STAC_BROWSER", "make_app", "serve", "stac_browser_url"]
+__all__ = ["STAC_BROWSER", "check_port", "find_catalog", "make_app", "serve", "stac_browser_url"]
 
 STAC_BROWSER = "https://radiantearth.github.io/stac-browser/"
 """The hosted STAC Browser; it can read a catalog served on localhost."""
@@ -70,6 +70,52 @@ def make_app(root: str | Path) -> Starlette:
             ),
         ],
     )
+
+
+def find_catalog(directory: Path, catalog: str = "catalog.json") -> tuple[Path, str]:
+    """(folder to serve, root catalog inside it) for what the user named.
+
+    The folder itself when it holds ``catalog``; else its ``catalog/`` subfolder (the demo's
+    --out layout), or its only subfolder holding one.
+
+    Raises:
+        InputError: no root catalog there.
+    """
+    from stac_coh.errors import InputError
+
+    if (directory / catalog).is_file():
+        return directory, catalog
+    below = sorted(p.parent for p in directory.glob(f"*/{catalog}") if p.is_file())
+    preferred = [p for p in below if p.name == "catalog"]
+    if preferred or len(below) == 1:
+        return (preferred or below)[0], catalog
+    where = f" (several below it: {', '.join(p.name for p in below)})" if below else ""
+    raise InputError(
+        f"{directory / catalog} does not exist{where}; pass the folder that holds the root "
+        "catalog (e.g. the --out folder of search-and-run, or the demo's --out/catalog)."
+    )
+
+
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    """Refuse a port already in use, in one line with the way out (uvicorn prints a trace)."""
+    import errno
+    import socket
+
+    from stac_coh.errors import InputError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(
+                    f"Port {port} on {host} is in use (another `stac-coh serve`?); choose "
+                    f"another with --port, e.g. --port {port + 1}."
+                ) from None
+            raise InputError(
+                f"Cannot listen on {host}:{port}: {exc.strerror}; try --port."
+            ) from None
 
 
 def serve(root: str | Path, *, host: str = "127.0.0.1", port: int = 8000) -> None:

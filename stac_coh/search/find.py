@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stac_coh import __version__
-from stac_coh.errors import NoPairsError, SearchError, StacCohWarning
+from stac_coh.errors import NoPairsError, SearchError, StacCohError, StacCohWarning
 from stac_coh.search.manifest import Manifest
 from stac_coh.search.pairing import find_pairs, format_rejections
 from stac_coh.search.query import SearchQuery
@@ -69,8 +69,8 @@ def search_pairs(source: Source, query: SearchQuery) -> SearchResult:
     if not result.pairs:
         raise NoPairsError(
             f"{len(items)} items in {where} ({len(result.passes)} acquisitions), but no valid "
-            f"pair. {format_rejections(result.rejected, query)} Try other --baselines, a "
-            "lower --min-coverage or a longer date range."
+            f"pair. {format_rejections(result.rejected, query)} "
+            f"{_what_to_try(items, query, result.rejected)}"
         )
     used = {item_id for p in result.pairs for item_id in p.item_ids}
     manifest = Manifest(
@@ -83,3 +83,23 @@ def search_pairs(source: Source, query: SearchQuery) -> SearchResult:
     )
     log.info("%d items -> %d pairs from %s", len(items), len(result.pairs), where)
     return SearchResult(manifest, result.rejected, len(items), query, truncated)
+
+
+def _what_to_try(items: list[dict], query: SearchQuery, rejected: dict[str, int]) -> str:
+    """The hint of a search without pairs: the polarisation when no item has the wanted one."""
+    if rejected.get("polarization", 0) >= len(items):
+        from stac_coh.search.slices import normalize_item
+
+        found: set[str] = set()
+        for item in items:
+            try:
+                found |= normalize_item(item).polarizations
+            except StacCohError:
+                continue
+        if found:
+            choices = " or ".join(f"--pol {p}" for p in sorted(found))
+            return (
+                f"None of them has {query.polarization}; they have {', '.join(sorted(found))}: "
+                f"try {choices}."
+            )
+    return "Try other --baselines, a lower --min-coverage or a longer date range."

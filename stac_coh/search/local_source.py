@@ -119,8 +119,12 @@ class LocalSource:
                 filter=when,
             )
         except Exception as exc:  # rustac raises its own error types for unreadable files
+            # DuckDB appends the failing SQL and a caret line: keep its first line only.
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
             raise InputError(
-                f"--source {self.path} is not a readable stac-geoparquet file: {exc}"
+                f"--source {self.path} is not a readable stac-geoparquet file ({reason}). "
+                "Write it again with a stac-geoparquet writer (e.g. rustac), or pass the items "
+                "as an .ndjson file."
             ) from None
         return list(items)
 

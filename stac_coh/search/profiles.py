@@ -47,7 +47,8 @@ class SourceProfile:
     radar_collections: tuple[str, ...] = ()
     """Collections whose rasters are radar geometry with GCPs (GRD), not map-projected."""
     signing: str | None = None
-    """``planetary-computer`` when hrefs need a SAS token at read time."""
+    """``planetary-computer`` when hrefs need a SAS token at read time (recorded in
+    manifests; reading decides by each href's host, see :func:`make_signer`)."""
     requester_pays: bool = False
     """Reads are billed to the reader (``AWS_REQUEST_PAYER=requester``)."""
 
@@ -82,12 +83,17 @@ def asset_key(spec: SourceSpec, polarization: str) -> str:
 
 
 def make_signer(spec: SourceSpec) -> HrefSigner | None:
-    """The signer hrefs of this source need at read time, if any."""
-    profile = PROFILES.get(spec.kind)
-    signing = spec.options.get("signing") or (profile.signing if profile else None)
-    if signing == "planetary-computer":
-        return PlanetaryComputerSigner()
-    return None
+    """The signer this source's hrefs get at read time (``None``: ``"signing": "none"``).
+
+    Whether an href is signed is decided by its host, as ``planetary_computer.sign`` does:
+    the signer turns Azure blob hrefs into SAS-signed URLs and returns any other href
+    unchanged. So items copied from Planetary Computer into a local catalog (JSON files,
+    ndjson, stac-geoparquet) or a STAC API of one's own are read exactly like a search of
+    Planetary Computer, and sources without blob hrefs never fetch a token.
+    """
+    if spec.options.get("signing") == "none":
+        return None
+    return PlanetaryComputerSigner()
 
 
 def read_gdal_options(spec: SourceSpec, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -85,7 +85,13 @@ def open_source(
             SourceSpec("stac-api", name.rstrip("/"), collection, keys), session=session
         )
     path = Path(name.removeprefix("local:")).expanduser()
-    if path.exists() or name.startswith("local:") or name.endswith(_LOCAL_SUFFIXES):
+    looks_local = "/" in name or name.startswith((".", "~", "local:"))
+    if not path.exists() and (looks_local or name.endswith(_LOCAL_SUFFIXES)):
+        raise InputError(
+            f"--source {name}: no such file or folder. Give a local catalog that exists (a "
+            "folder of item JSONs, an .ndjson or a stac-geoparquet file), or a STAC API."
+        )
+    if path.exists():
         return LocalSource(SourceSpec("local", str(path.resolve()), collection or "", keys))
     raise InputError(
         f"Unknown --source {name!r}: use planetary-computer (default), earth-search, a STAC "

@@ -36,7 +36,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_BAD_INPUT, "bad input: options, settings (STAC_COH_*), files or manifests"),
     (EXIT_UNREADABLE, "an input raster could not be read (missing, corrupt, forbidden)"),
     (EXIT_NOTHING_FOUND, "the search found no items or no valid pair"),
-    (EXIT_OUTPUT, "the output location cannot be written (permissions, bucket, credentials)"),
+    (EXIT_OUTPUT, "the output cannot be written (permissions, bucket, credentials)"),
     (EXIT_UNUSABLE, "the result is unusable (no valid pixel)"),
     (EXIT_TRANSIENT, "temporary failure (network, throttling, 5xx, expired token): retry"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); run the same command again to continue"),

@@ -40,9 +40,9 @@ ENVIRONMENT = (
     ("STAC_COH_CACHE_DIR", "downloaded weights (default ~/.cache/stac-coh)"),
     ("STAC_COH_HTTP_TIMEOUT_S", "seconds per STAC API request (default 30)"),
     ("STAC_COH_HTTP_RETRIES", "retries on 429/5xx/connection errors (default 5)"),
-    ("STAC_COH_LOG_JSON", "JSON log lines (AWS Batch workers)"),
-    ("AWS_PROFILE, AWS_ENDPOINT_URL, ...", "S3 access for s3:// locations (boto3's usual)"),
-    ("PC_SDK_SUBSCRIPTION_KEY", "Planetary Computer key (optional; higher rate limits)"),
+    ("AWS_PROFILE, AWS_ENDPOINT_URL, ...", "S3 access for s3:// locations"),
+    ("PC_SDK_SUBSCRIPTION_KEY", "Planetary Computer key (optional)"),
+    ("https_proxy, no_proxy", "proxy for STAC APIs and raster reads"),
 )
 """Environment variables, as ``stac-coh --help`` and the README list them."""
 

@@ -151,7 +151,7 @@ def run_manifest(
 
     Returns the run's summary, or ``None`` when nothing ran (dry run, no pairs).
     """
-    from stac_coh.io.storage import open_store
+    from stac_coh.io.output import open_output_store
     from stac_coh.pipeline.records import new_run_id
     from stac_coh.pipeline.runner import PairProcessor
     from stac_coh.search.profiles import read_gdal_options
@@ -159,7 +159,7 @@ def run_manifest(
 
     settings = get_settings()
     options = processing.options()
-    store = open_store(out)
+    store = open_output_store(out, check=not dry_run)  # an unwritable --out fails now
     if not pairs:
         console.print("No pairs to process.")
         return None

@@ -37,7 +37,8 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "*.blob.core.windows.net")])
+    wildcard = "*.blob.core.windows.net"
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wildcard)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -47,7 +48,9 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("*.blob.core.windows.net")]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("*.blob.core.windows.net")]), False
+        )
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
@@ -113,7 +116,8 @@ class BlobProxy:
             return _empty(handler, 403)
         with self._lock:
             fail = relative in self.fail_first and relative not in self._failed
-            self._failed.add(relative)
+            if fail:
+                self._failed.add(relative)
         if fail:
             return _empty(handler, 503)
         path = self.root / relative

@@ -9,7 +9,7 @@ import pytest
 from planetary_computer import sas
 
 from stac_coh.errors import SourceUnreachableError
-from stac_coh.io.signing import HrefSigner, PlanetaryComputerSigner, strip_query
+from stac_coh.io.signing import PlanetaryComputerSigner, strip_query
 from stac_coh.search.manifest import SourceSpec
 from stac_coh.search.profiles import make_signer
 from tests.pc_token_server import TokenServer, pc_sdk_pointed_at

@@ -64,6 +64,8 @@ def relative_to_root(href: str, root: str) -> str:
 
 def _map_hrefs(document: Document, change: Callable[[str], str]) -> Document:
     """Apply ``change`` to the source URL and every asset and link href of every item."""
+    if not isinstance(document, dict):
+        return document  # not a manifest: its reader says so
     out = copy.deepcopy(document)
     source = out.get("source")
     if isinstance(source, dict) and isinstance(source.get("url"), str):

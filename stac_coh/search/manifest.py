@@ -266,8 +266,8 @@ def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
             body = Path(text).read_text()
         # Local paths are stored relative to the manifest (see write_manifest).
         return Manifest.from_dict(resolved_hrefs(json.loads(body), text))
-    except InputError:
-        raise
+    except InputError as exc:
+        raise InputError(f"{text}: {exc}") from None  # name the file at fault
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(
             f"Cannot read the manifest {text}: {exc}. Write one with "

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from planetary_computer import sas
 
-from stac_coh.errors import SourceUnreachableError
+from stac_coh.errors import InputError, SourceUnreachableError
 from stac_coh.io.signing import PlanetaryComputerSigner, strip_query
 from stac_coh.search.manifest import SourceSpec
 from stac_coh.search.profiles import make_signer
@@ -109,3 +109,13 @@ def test_signing_is_decided_by_the_href_host_for_every_source():
         assert signer.sign("s3://bucket/a.tif") == "s3://bucket/a.tif"
         assert signer.sign("/data/a.tif") == "/data/a.tif"
     assert make_signer(SourceSpec("local", "/x", "c", options={"signing": "none"})) is None
+
+
+def test_a_refused_token_is_a_permanent_error_not_a_transient_one(tokens: TokenServer):
+    # A bad subscription key (403) or a container Planetary Computer does not know (404)
+    # will not heal: exit 2, never the 75 that makes schedulers retry.
+    tokens.fail_with = 403
+    with pytest.raises(InputError) as info:
+        PlanetaryComputerSigner(retries=1).sign(HREF)
+    assert info.value.exit_code == 2 and "HTTP 403" in str(info.value)
+    assert len(tokens.requests) == 1  # not retried

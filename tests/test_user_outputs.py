@@ -193,6 +193,18 @@ def test_search_json_dash_writes_the_manifest_to_stdout(tmp_path):
     assert not (tmp_path / "-").exists()
 
 
+def test_search_json_does_not_replace_a_file_that_is_not_a_manifest(tmp_path):
+    scene = build_scene(tmp_path / "scene")
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}')
+    args = ["search", "--source", str(scene.catalog), "--bbox", *map(str, AREA), *SEARCH]
+    assert "not a stac-coh manifest" in error_line(cli(*args, "--json", str(notes)), 2)
+    assert notes.read_text() == '{"mine": true}'
+    manifest = tmp_path / "m.json"
+    assert cli(*args, "--json", str(manifest)).returncode == 0
+    assert cli(*args, "--json", str(manifest)).returncode == 0  # its own manifest: replaced
+
+
 # --------------------------------------------------------------------------------------
 # Finding 6: predict says when its output is unusable, and why
 

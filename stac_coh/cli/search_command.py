@@ -56,8 +56,12 @@ def search_command(
     if json_out:
         from stac_coh.io.output import OutputFile
 
+        from stac_coh.io.guard import check_replaceable_manifest
+
         target = OutputFile.parse(json_out, option="--json", stdout_ok=True)
         target.check()  # before the search: a bad location fails in seconds
+        if target.kind == "local":
+            check_replaceable_manifest(target.path)
     result = search.run()
     # With --json - the manifest owns standard output; everything else goes to stderr.
     console = Console(stderr=target is not None and target.kind == "stdout")

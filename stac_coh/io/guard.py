@@ -22,6 +22,7 @@ __all__ = [
     "MARKER",
     "check_no_clash",
     "check_replaceable_cog",
+    "check_replaceable_manifest",
     "clear_owned",
     "owned_entries",
     "write_marker",
@@ -134,6 +135,24 @@ def check_replaceable_cog(path: Path, *, option: str = "--overwrite") -> None:
             f"{option} replaces only rasters stac-coh wrote, and {path} is not one (not a "
             "one-band coherence/uncertainty GeoTIFF). Move it away yourself, or choose "
             "another output name."
+        )
+
+
+def check_replaceable_manifest(path: Path, *, option: str = "--json") -> None:
+    """Refuse to replace an existing local file that is not a stac-coh manifest."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise StorageError(f"Cannot write {path}: it is a folder; give a file name ({option}).")
+    try:
+        with path.open("rb") as source:
+            head = source.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return  # the write will say what is wrong
+    if '"stac-coh/manifest/' not in head:
+        raise InputError(
+            f"{option} {path} exists and is not a stac-coh manifest; stac-coh replaces only "
+            "its own manifests. Choose another name, or move the file away yourself."
         )
 
 

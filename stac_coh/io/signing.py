@@ -26,7 +26,7 @@ import threading
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlparse
 
-from stac_coh.errors import SourceUnreachableError
+from stac_coh.errors import InputError, SourceUnreachableError
 from stac_coh.io.redact import strip_signing
 
 __all__ = [
@@ -95,6 +95,15 @@ class PlanetaryComputerSigner:
             try:
                 token = sas.get_token(account, container, retry_total=self.retries)
             except Exception as exc:  # requests errors, pydantic validation, HTTP status
+                status = getattr(getattr(exc, "response", None), "status_code", None)
+                if isinstance(status, int) and 400 <= status < 500 and status != 429:
+                    # Refused for good (bad subscription key, or not a Planetary Computer
+                    # container): retrying later cannot help.
+                    raise InputError(
+                        f"The Planetary Computer token service refused a SAS token for "
+                        f"{account}/{container} (HTTP {status}): check PC_SDK_SUBSCRIPTION_KEY, "
+                        "and that this blob href is a Planetary Computer asset."
+                    ) from None
                 raise SourceUnreachableError(
                     f"Could not get a Planetary Computer SAS token for {account}/{container} "
                     f"from {self._sas_url()}: {type(exc).__name__}. Check the network (or "

@@ -54,9 +54,8 @@ def search_command(
     """Find Sentinel-1 pairs over an area and dates; --json writes the manifest."""
     target = None
     if json_out:
-        from stac_coh.io.output import OutputFile
-
         from stac_coh.io.guard import check_replaceable_manifest
+        from stac_coh.io.output import OutputFile
 
         target = OutputFile.parse(json_out, option="--json", stdout_ok=True)
         target.check()  # before the search: a bad location fails in seconds

@@ -225,7 +225,7 @@ class RasterPairReader:
             crs_string(t1.crs),
             tuple(transform)[:6],
             col1 - col0,
-            row1 - row0,  # type: ignore[arg-type]
+            row1 - row0,
         )
 
     def _choose_resampling(self) -> Resampling:

@@ -293,7 +293,7 @@ def _items_by_id(items: Manifest | Mapping[str, Item] | Iterable[Item]) -> dict[
 def _window_grid(grid: OutputGrid, row: int, col: int, height: int, width: int) -> OutputGrid:
     """The sub-grid of ``grid`` starting at (row, col)."""
     shifted = grid.affine * Affine.translation(col, row)
-    return OutputGrid(grid.crs, tuple(shifted)[:6], width, height)  # type: ignore[arg-type]
+    return OutputGrid(grid.crs, tuple(shifted)[:6], width, height)
 
 
 def _scrub(message: str) -> str:

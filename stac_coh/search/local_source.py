@@ -100,7 +100,7 @@ class LocalSource:
                 "pip install 'stac-coh[geoparquet]'."
             ) from None
         client = rustac.DuckdbClient(
-            extension_directory=str(extension_directory()), install_extensions=False
+            extension_directory=extension_directory(), install_extensions=False
         )
         # rustac's ``datetime=`` ignores items without start/end_datetime; a CQL2 filter
         # on ``datetime`` treats every item alike.

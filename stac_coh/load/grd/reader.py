@@ -200,7 +200,7 @@ class GrdSlice:
         """Read a DN window; re-open once (fresh signature) if the read is refused."""
         assert self._dataset is not None
         try:
-            return self._dataset.read(1, window=window)  # type: ignore[no-any-return]
+            return self._dataset.read(1, window=window)
         except RasterioIOError as exc:
             if self._signer is None or not _looks_forbidden(exc):
                 raise RasterReadError(
@@ -210,7 +210,7 @@ class GrdSlice:
             self._signer.invalidate(self.assets.measurement)
             self._dataset.close()
             self._dataset = self._open()
-            return self._dataset.read(1, window=window)  # type: ignore[no-any-return]
+            return self._dataset.read(1, window=window)
 
 
 class GrdAcquisitionReader:

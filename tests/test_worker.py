@@ -38,7 +38,12 @@ from stac_coh.batch.worker import (
     share_exit_code,
 )
 from stac_coh.cli import app
-from stac_coh.errors import InputError, StorageError, TransientReadError
+from stac_coh.errors import (
+    InputError,
+    StorageError,
+    TransientReadError,
+    TransientStorageError,
+)
 from stac_coh.io.stac_io import StoreStacIO
 from stac_coh.io.storage import Store, open_store
 from stac_coh.pipeline.records import outcome_key, read_failed_pairs, record_outcome
@@ -396,7 +401,9 @@ def test_exit_code_contract() -> None:
     assert share_exit_code([ok, interrupted], pairs=2, stopped=True) == EXIT_RETRY
     assert share_exit_code([ok, ok], pairs=2, stopped=True) == EXIT_OK  # nothing left to do
     assert exit_code_for_error(InputError("bad")) == EXIT_BAD_INPUT
-    assert exit_code_for_error(StorageError("S3 down")) == EXIT_RETRY
+    assert exit_code_for_error(TransientStorageError("S3 down")) == EXIT_RETRY
+    # A permission error or a missing bucket never heals: not retried.
+    assert exit_code_for_error(StorageError("AccessDenied")) == EXIT_BAD_INPUT
     assert exit_code_for_error(TransientReadError("503")) == EXIT_RETRY
     assert exit_code_for_error(ConnectionError("reset")) == EXIT_RETRY
     assert exit_code_for_error(ZeroDivisionError()) == EXIT_BUG

@@ -29,6 +29,8 @@ EXIT_TRANSIENT = 75
 """Temporary failure (offline, name resolution, throttling, 5xx, expired token): retry later."""
 EXIT_INTERRUPTED = 130
 """Interrupted (Ctrl-C); a re-run continues where it stopped."""
+EXIT_TERMINATED = 143
+"""Stopped by SIGTERM (``kill``, a scheduler), cleaned up as on Ctrl-C; a re-run continues."""
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "success"),
@@ -40,6 +42,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_UNUSABLE, "the result is unusable (no valid pixel)"),
     (EXIT_TRANSIENT, "temporary failure (network, throttling, 5xx, expired token): retry"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); run the same command again to continue"),
+    (EXIT_TERMINATED, "stopped by SIGTERM (kill, a scheduler); run it again to continue"),
 )
 """The exit-code table, in the order the help and the README print it."""
 

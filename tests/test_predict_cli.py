@@ -110,6 +110,13 @@ def test_predict_refuses_to_clobber_unless_told(tmp_path, weights):
     result = CliRunner().invoke(app, ["predict", t1, t2, "-o", str(out), "--weights", weights])
     assert result.exit_code != 0 and "--overwrite" in str(result.exception)
     assert out.read_bytes() == b"keep me"
+    # --overwrite replaces only what stac-coh wrote: not this file...
+    result = CliRunner().invoke(app, ["predict", t1, t2, "-o", str(out), "--overwrite"])
+    assert result.exit_code != 0 and "only rasters stac-coh wrote" in str(result.exception)
+    assert out.read_bytes() == b"keep me"
+    # ...but an earlier coherence COG, yes.
+    out.unlink()
+    assert _run(t1, t2, "-o", str(out), "--weights", weights).exit_code == 0
     result = _run(t1, t2, "-o", str(out), "--weights", weights, "--overwrite", "--dtype", "float32")
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as ds:

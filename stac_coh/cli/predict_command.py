@@ -35,8 +35,8 @@ _HELP = _paragraphs(
     "Predict InSAR coherence from two detected backscatter rasters into a COG.",
     "T1 is the earlier image, T2 the later one, as local paths or anything GDAL reads "
     "(https://..., /vsicurl/..., s3://...). Values are linear power (sigma0 or gamma0); "
-    "add --db when they are in dB, e.g. Earth Engine exports (a few sampled windows are "
-    "checked first: mostly negative values without --db, or none with it, are refused). "
+    "add --db when they are in dB, e.g. Earth Engine exports (mostly negative values without "
+    "--db, or none with it, are refused). "
     "The output lies on T1's pixel grid (same origin, pixel size and CRS), cropped to where "
     "T2 overlaps it; T2 is resampled onto it when the grids differ (bilinear, or averaging "
     "when T2's pixels are much finer). Output pixels are nodata wherever either input is "
@@ -179,10 +179,10 @@ def _predict(
     settings = get_settings()
     options = gdal_options()
     reuse_freed_memory()
-    with gdal_env(options), RasterPairReader(t1, t2, db=db, band=band) as reader:
-        hint = reader.units_hint()
-        if hint:
-            raise InputError(hint)
+    with (
+        gdal_env(options),
+        RasterPairReader(t1, t2, db=db, band=band, check_units=True) as reader,
+    ):
         loaded = build_predictor(
             predictor["estimator"],
             weights=predictor["weights"] or settings.weights or "auto",

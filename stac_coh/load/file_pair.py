@@ -42,10 +42,8 @@ PathLikeStr = str | PathLike[str]
 AVERAGE_RATIO = 1.5
 """T2 pixels this much finer than T1's (or more) are averaged instead of interpolated."""
 
-_SAMPLE_EDGE = 64
-"""Edge of each window :meth:`RasterPairReader.units_hint` samples."""
 _SAMPLE_MIN = 100
-"""Fewer valid sampled values than this decide nothing."""
+"""Fewer valid values than this in a window do not decide the units check."""
 
 _EDGE_TOLERANCE = 1e-6
 """Fraction of a pixel ignored when snapping the overlap to T1's pixel edges."""
@@ -171,6 +169,8 @@ class RasterPairReader:
         t2_path: the later image, resampled onto T1's grid when the grids differ.
         db: the files hold dB (``10 log10`` of power) rather than linear power.
         band: band of each file to read (1-based).
+        check_units: raise :class:`InputError` when the values do not look like what
+            ``db`` says (mostly negative without it: dB; none negative with it: linear).
 
     Raises:
         RasterReadError: a file is missing or unreadable (raised here, before any output).
@@ -178,11 +178,19 @@ class RasterPairReader:
     """
 
     def __init__(
-        self, t1_path: PathLikeStr, t2_path: PathLikeStr, *, db: bool = False, band: int = 1
+        self,
+        t1_path: PathLikeStr,
+        t2_path: PathLikeStr,
+        *,
+        db: bool = False,
+        band: int = 1,
+        check_units: bool = False,
     ) -> None:
         self.paths = (str(t1_path), str(t2_path))
         self.db = db
         self.band = band
+        self.check_units = check_units
+        self._units_known = [False, False]
         self._datasets: list[Any] = []
         try:
             self._t1 = self._keep(_open(t1_path, band, "T1"))
@@ -262,58 +270,6 @@ class RasterPairReader:
         """T1's grid cropped to the overlap of T1 and T2."""
         return self._grid
 
-    def units_hint(self) -> str | None:
-        """A hint when the values do not look like what ``db`` says, else ``None``.
-
-        Backscatter in dB is mostly negative (sigma0 of land and sea lies around -25 to
-        0 dB); linear power is never negative. Read as linear, a dB image is mostly no data
-        (only positive dB values survive); read as dB, a linear image comes out flat.
-        A few small windows across the overlap decide, so this costs milliseconds.
-        """
-        sources = (
-            ("T1", self._t1, (0, 0), self.paths[0]),
-            ("T2", self._t2_view, self._t2_offset, self.paths[1]),
-        )
-        for role, ds, offset, path in sources:
-            values = self._sample(ds, offset)
-            if values.size < _SAMPLE_MIN:
-                continue
-            negative = float(np.mean(values < 0))
-            median = float(np.median(values))
-            if not self.db and negative > 0.5:
-                return (
-                    f"{role} {path} looks like dB ({negative:.0%} of its sampled values are "
-                    f"negative, median {median:.1f}): add --db. Read as linear power it "
-                    "would be almost all no data."
-                )
-            if self.db and negative < 0.01 and median < 1.0:
-                return (
-                    f"{role} {path} looks like linear power, not dB (no negative values, "
-                    f"median {median:.3g}): drop --db."
-                )
-        return None
-
-    def _sample(self, ds: Any, offset: tuple[int, int]) -> npt.NDArray[np.float32]:
-        """Finite, non-zero, non-nodata values of nine windows spread over the overlap."""
-        row0, col0 = self._origin
-        height, width = self._grid.height, self._grid.width
-        edge = min(_SAMPLE_EDGE, height, width)
-        found = []
-        for fr in (0.2, 0.5, 0.8):
-            for fc in (0.2, 0.5, 0.8):
-                row = row0 + offset[0] + int((height - edge) * fr)
-                col = col0 + offset[1] + int((width - edge) * fc)
-                window = Window(col, row, edge, edge)
-                try:
-                    data = ds.read(self.band, window=window, masked=True, out_dtype="float32")
-                except RasterioError as exc:
-                    raise RasterReadError(
-                        f"Reading {ds.name} failed: {_gdal_reason(exc)}"
-                    ) from None
-                values = np.ma.compressed(data)
-                found.append(values[np.isfinite(values) & (values != 0)])
-        return np.concatenate(found)
-
     def read(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
         """(2, height, width) float32 linear power; NaN outside the grid and where no data."""
         out = np.full((2, height, width), np.nan, dtype=np.float32)
@@ -325,17 +281,48 @@ class RasterPairReader:
         t1_win = Window(window.col_off + c0, window.row_off + r0, window.width, window.height)
         dr, dc = self._t2_offset
         t2_win = Window(t1_win.col_off + dc, t1_win.row_off + dr, window.width, window.height)
-        out[(0, *inner)] = self._read_one(self._t1, t1_win, self.paths[0])
-        out[(1, *inner)] = self._read_one(self._t2_view, t2_win, self.paths[1])
+        out[(0, *inner)] = self._read_one(self._t1, t1_win, 0)
+        out[(1, *inner)] = self._read_one(self._t2_view, t2_win, 1)
         return out
 
-    def _read_one(self, ds: Any, window: Window, path: str) -> npt.NDArray[np.float32]:
+    def _read_one(self, ds: Any, window: Window, index: int) -> npt.NDArray[np.float32]:
         """Read one band window with nodata as NaN, converted to linear power."""
+        path = self.paths[index]
         try:
             data = ds.read(self.band, window=window, masked=True, out_dtype="float32")
         except RasterioError as exc:
             raise RasterReadError(f"Reading {path} failed: {_gdal_reason(exc)}") from None
-        return _to_linear(np.ma.filled(data, np.nan), self.db)
+        raw = np.ma.filled(data, np.nan)
+        if self.check_units and not self._units_known[index]:
+            self._check_units(raw, index)
+        return _to_linear(raw, self.db)
+
+    def _check_units(self, raw: npt.NDArray[np.float32], index: int) -> None:
+        """Refuse values that do not look like what ``db`` says (decided on the first
+        window with enough valid values, so it costs no extra read).
+
+        Backscatter in dB is mostly negative (sigma0 of land and sea lies around -25 to
+        0 dB); linear power is never negative. Read as linear, a dB image is almost all no
+        data (only positive dB values survive); read as dB, a linear image comes out flat.
+        """
+        values = raw[np.isfinite(raw) & (raw != 0)]
+        if values.size < _SAMPLE_MIN:
+            return  # mostly no data here: decide on a later window
+        self._units_known[index] = True
+        role, path = ("T1", "T2")[index], self.paths[index]
+        negative = float(np.mean(values < 0))
+        median = float(np.median(values))
+        if not self.db and negative > 0.5:
+            raise InputError(
+                f"{role} {path} looks like dB ({negative:.0%} of its values are negative, "
+                f"median {median:.1f}): add --db. Read as linear power it would be almost "
+                "all no data."
+            )
+        if self.db and negative < 0.01 and median < 1.0:
+            raise InputError(
+                f"{role} {path} looks like linear power, not dB (no negative values, median "
+                f"{median:.3g}): drop --db."
+            )
 
     def close(self) -> None:
         """Close the files (warped view first)."""

@@ -139,9 +139,16 @@ class S3Store(Store):
         return f"s3://{self.bucket}/{self.object_key(key)}"
 
     def check_writable(self) -> None:
-        """HEAD the bucket: credentials, existence and access, before any work is done."""
+        """HEAD the bucket: credentials, existence and access, before any work is done.
+
+        An endpoint whose name does not resolve fails at once (botocore would retry it).
+        """
+        from stac_coh.io.net import check_resolves
+
         with self._errors("/"):
-            self.client.head_bucket(Bucket=self.bucket)
+            client = self.client
+            check_resolves(str(client.meta.endpoint_url), what=f"the S3 endpoint of {self.url}")
+            client.head_bucket(Bucket=self.bucket)
 
     def put(self, key: str, data: bytes, *, content_type: str | None = None) -> str:
         """Single PUT (atomic on S3)."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from stac_coh.errors import InputError, StorageError
+from stac_coh.errors import InputError, StacCohError, StorageError
 from stac_coh.io.storage import Store, open_store
 from stac_coh.io.storage.base import os_error
 
@@ -151,7 +151,7 @@ class OutputFile:
             self._check_local()
             try:
                 yield self.path
-            except StorageError:
+            except StacCohError:  # RasterReadError and friends are OSErrors too: not ours
                 raise
             except OSError as exc:
                 raise os_error(self.path, exc) from None

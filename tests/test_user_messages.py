@@ -202,7 +202,7 @@ def test_help_shows_no_type_placeholder_for_verbose():
 
 def test_the_simulated_weights_warning_is_one_plain_line(tmp_path):
     t1, t2 = linear_pair(tmp_path)
-    done = cli("predict", str(t1), str(t2), "-o", str(tmp_path / "c.tif"))  # bundled weights
+    done = cli("predict", str(t1), str(t2), "-o", str(tmp_path / "c.tif"), "--weights", "bundled")
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "SIMULATED" in line]
     assert len(warnings) == 1 and warnings[0].startswith("Warning: ")

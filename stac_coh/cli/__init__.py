@@ -35,7 +35,7 @@ from stac_coh.errors import (
 __all__ = ["app", "main"]
 
 ENVIRONMENT = (
-    ("STAC_COH_WEIGHTS", "default --weights (file, directory or hf://owner/repo)"),
+    ("STAC_COH_WEIGHTS", "default --weights (auto, bundled, file, folder, hf://, s3://)"),
     ("STAC_COH_DEVICE", "default --device: auto, cpu, cuda or mps"),
     ("STAC_COH_CACHE_DIR", "downloaded weights (default ~/.cache/stac-coh)"),
     ("STAC_COH_HTTP_TIMEOUT_S", "seconds per STAC API request (default 30)"),

@@ -145,12 +145,8 @@ def test_reports_manifests_and_catalog_hold_no_machine_path(saved_pc, run):
     assert not collection.startswith("/") and (report_path.parent / collection).is_file()
 
 
-@pytest.mark.xfail(
-    reason="derived_from links of items hold absolute paths until #14 item 2 (engineer "
-    "'catalog') lands; remove this marker then",
-    strict=False,
-)
 def test_published_items_hold_no_machine_path(saved_pc, run):
+    # derived_from links are relative since #14 item 2 (engineer "catalog").
     items = list((saved_pc.root / "out").glob("sentinel-1-coherence/*/*.json"))
     assert len(items) == 2
     for path in items:

@@ -23,6 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import shapely
@@ -206,14 +207,21 @@ def _overlap(
         return None, 0.0
     covered = _geodesic_area(common)
     imaged = _geodesic_area(ref_in) + _geodesic_area(sec_in) - covered
-    return common, (covered / imaged if imaged > 0 else 0.0)
+    # Geodesic areas of different polygons round differently: keep the share in [0, 1].
+    return common, (min(1.0, covered / imaged) if imaged > 0 else 0.0)
 
 
 def _geodesic_area(geom: BaseGeometry) -> float:
     """Area of a lon/lat geometry on the WGS 84 ellipsoid, m²."""
+    return abs(_geod().geometry_area_perimeter(geom)[0])
+
+
+@cache
+def _geod() -> Any:
+    """The WGS 84 ellipsoid for geodesic areas (built once)."""
     from pyproj import Geod
 
-    return abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0])
+    return Geod(ellps="WGS84")
 
 
 def _polygons_only(geom: BaseGeometry) -> BaseGeometry | None:

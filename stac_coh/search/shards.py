@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
-from stac_coh.errors import InputError, StorageError
+from stac_coh.errors import ConflictError, InputError, StorageError
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec
 from stac_coh.search.manifest_models import PairModel
 
@@ -75,7 +75,8 @@ class ShardedManifestInfo:
 
 
 def write_sharded_manifest(
-    uri: str | Path,
+    store: Any,
+    key: str,
     *,
     source: SourceSpec,
     query: Mapping[str, Any],
@@ -83,28 +84,31 @@ def write_sharded_manifest(
     items: Mapping[str, Mapping[str, Any]],
     created: str = "",
     software: str = "",
-    store: Any = None,
 ) -> ShardedManifestInfo:
-    """Stream ``units`` into a sharded manifest whose head is at ``uri``.
+    """Stream ``units`` into a sharded manifest whose head is at ``key`` in ``store``.
 
     Memory holds one unit at a time plus the byte range of each item written. The data
     files go up first, under names no other run uses, and the head last, create-only: a
     head that exists means the run exists (:class:`~stac_coh.errors.ConflictError`).
 
     Args:
-        uri: Where the head goes: ``s3://bucket/.../manifest.json`` or a local path.
+        store: The store (:func:`stac_coh.io.storage.open_store`) the manifest goes into.
+        key: Key of the head, e.g. ``runs/<run_id>/manifest.json``.
         source: Where the items' assets are read from.
         query: The search, for provenance.
         units: Work units in the order children take them.
         items: Item id -> item JSON for every item the units read.
         created: RFC 3339 creation time.
         software: ``stac-coh <version>``.
-        store: The store the head's folder is in (default: opened from ``uri``).
-    """
-    from stac_coh.io.storage import open_store
 
-    base, head_key = _split(str(uri))
-    store = store or open_store(base)
+    Raises:
+        ConflictError: a manifest already exists at ``key`` (nothing is written).
+    """
+    head_key = key
+    if store.exists(head_key):
+        raise ConflictError(
+            f"{store.url_for(head_key)} exists already: that run was submitted; use a new run id."
+        )
     tag = secrets.token_hex(4)
     names = {
         "units": f"{_stem(head_key)}-{tag}.units.ndjson",
@@ -117,8 +121,8 @@ def write_sharded_manifest(
         size = sum(p.stat().st_size for p in paths.values())
         folder = head_key.rpartition("/")[0]
         for kind, path in paths.items():
-            key = f"{folder}/{names[kind]}" if folder else names[kind]
-            store.put_file(key, path, content_type="application/octet-stream")
+            data_key = f"{folder}/{names[kind]}" if folder else names[kind]
+            store.put_file(data_key, path, content_type="application/octet-stream")
     head = {
         "schema_version": SHARDED_SCHEMA_VERSION,
         "created": created,
@@ -149,7 +153,7 @@ def _write_files(
             for item_id in unit.item_ids:
                 if item_id not in written:
                     if item_id not in items:
-                        raise InputError(f"Work unit {unit.id} reads item {item_id}, not given.")
+                        continue  # as in a whole manifest: the loader names it if read
                     line = json.dumps(items[item_id], separators=(",", ":")).encode() + b"\n"
                     written[item_id] = (items_out.tell(), len(line) - 1)
                     items_out.write(line)
@@ -227,13 +231,21 @@ class ShardedUnits(Sequence[Pair]):
         raw = self._reader.read(self._names["index"], first * 8, (last - first + 1) * 8)
         offsets = [_OFFSET.unpack_from(raw, 8 * k)[0] for k in range(last - first + 1)]
         body = self._reader.read(self._names["units"], offsets[0], offsets[-1] - offsets[0])
+        from pydantic import ValidationError
+
         out = []
         for line in body.splitlines():
             record = json.loads(line)
             ranges = record.pop("item_ranges", {})
             if remember_items:
                 self.items.register(ranges)
-            out.append(PairModel.model_validate(record).contract())
+            try:
+                out.append(PairModel.model_validate(record).contract())
+            except ValidationError as exc:
+                raise InputError(
+                    f"Work unit {record.get('id')!r} of the sharded manifest is invalid: "
+                    f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}; submit again."
+                ) from None
         if len(out) != last - first:
             raise InputError(
                 f"The sharded manifest's units file holds {len(out)} units where its index "
@@ -347,17 +359,6 @@ class _RangeReader:
             raise StorageError(
                 f"Reading s3://{bucket}/{key} failed: {type(exc).__name__}."
             ) from None
-
-
-def _split(uri: str) -> tuple[str, str]:
-    """(store root, key of the head): the head's folder is the root's ``runs/<id>/``."""
-    if uri.startswith("s3://"):
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        if not bucket or not key:
-            raise InputError(f"{uri!r} is not an s3://BUCKET/KEY URI.")
-        return f"s3://{bucket}", key
-    path = Path(uri)
-    return str(path.parent), path.name
 
 
 def _stem(key: str) -> str:

@@ -89,11 +89,23 @@ class GeoparquetExport:
             return
         batch, self._batch = self._batch, []
         if self._writer is None:
-            opened = self._rustac.GeoparquetWriter.open(batch, str(self.path))
-            self._writer = self._loop.run_until_complete(opened)
+            writer = self._rustac.GeoparquetWriter
+
+            async def open_writer() -> Any:
+                return await writer.open(batch, str(self.path))
+
+            self._writer = self._loop.run_until_complete(open_writer())
         else:
-            self._loop.run_until_complete(self._writer.write(batch))
+            self._loop.run_until_complete(self._write(batch))
         self.count += len(batch)
+
+    async def _write(self, batch: list[dict[str, Any]]) -> None:
+        """Append a batch (rustac's writer works inside an event loop)."""
+        await self._writer.write(batch)
+
+    async def _finish(self) -> None:
+        """Close the file."""
+        await self._writer.finish()
 
     def finish(self) -> str | None:
         """Close the file and store it; its href, or ``None`` without items."""
@@ -101,7 +113,7 @@ class GeoparquetExport:
             self._flush()
             if self._writer is None:
                 return None
-            self._loop.run_until_complete(self._writer.finish())
+            self._loop.run_until_complete(self._finish())
             self.store.put_file(self.key, self.path, content_type=GEOPARQUET_MEDIA_TYPE)
             return self.store.href_for(self.key)
         finally:

@@ -90,7 +90,7 @@ def iter_item_keys(store: Store, collection_id: str) -> Iterator[str]:
                         yield key
         return
     if isinstance(store, S3Store):
-        full = store.object_key(prefix)
+        full = f"{store.prefix}/{prefix}" if store.prefix else prefix
         cut = len(store.prefix) + 1 if store.prefix else 0
         paginator = store.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=store.bucket, Prefix=full):

@@ -169,14 +169,16 @@ class _ZonedTileGrid:
         cut = shapely.intersection(projected, squares)
         keep = shapely.area(cut) >= resolution * resolution * 1e-3
         ix, iy, cut = ix[keep], iy[keep], cut[keep]
-        lonlat = shapely.transform(cut, zone.to_lonlat) if len(cut) else cut
+        # Back to lon/lat, rounded to ~1 cm (7 decimals): manifests stay small.
+        lonlat = shapely.transform(cut, lambda c: np.round(zone.to_lonlat(c), 7))
         return [
             TilePiece(
                 self.tile(zone, int(i), int(j)),
-                _polygons(ll) or ll,
+                ll,
                 _snapped_grid(zone.crs, piece.bounds, (i, j), size, resolution),
             )
             for i, j, piece, ll in zip(ix, iy, cut, lonlat, strict=True)
+            if not ll.is_empty
         ]
 
     def tile(self, zone: _Zone, col: int, row: int) -> Tile:

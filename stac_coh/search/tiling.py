@@ -10,18 +10,21 @@ pair, its grid covering just the area, as before the tile grid existed.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import shapely
-import shapely.geometry
 
 from stac_coh.grid import TileGrid, TilePiece, tile_grid_for
 from stac_coh.search.manifest import Pair, pair_id
 from stac_coh.search.passes import Pass, PassPair, acquisition_of
 from stac_coh.search.query import SearchQuery
+from stac_coh.search.slices import Slice
 
 __all__ = [
     "DEFAULT_RESOLUTION_M",
@@ -35,19 +38,23 @@ __all__ = [
 DEFAULT_RESOLUTION_M = 10.0
 """Pixel size when neither the user nor the item says (Sentinel-1 GRD/RTC is 10 m)."""
 
-_COORD_DIGITS = 7
-"""Decimals kept in a unit's lon/lat area (1 cm): manifests stay small."""
-
 
 def tile_pair(pair: PassPair, query: SearchQuery, tiles: TileGrid | None = None) -> list[Pair]:
     """The work units of one pair of passes: its area cut by the tile grid."""
     tiles = tiles or tile_grid_for(query.crs)
     resolution = pair_resolution(pair.reference, query)
-    return [
-        unit
-        for piece in tiles.pieces(pair.area, resolution)
-        if (unit := _unit(pair, piece, query)) is not None
-    ]
+    pieces = tiles.pieces(pair.area, resolution)
+    if not pieces:
+        return []
+    areas = np.array([piece.area for piece in pieces], dtype=object)
+    ref_slices = _touching(pair.reference, areas)
+    sec_slices = _touching(pair.secondary, areas)
+    shapes = [json.loads(text) for text in shapely.to_geojson(areas)]
+    units = []
+    for piece, shape, ref, sec in zip(pieces, shapes, ref_slices, sec_slices, strict=True):
+        if ref and sec:  # a pass that only grazes a tile gives no unit there
+            units.append(_unit(pair, piece, shape, ref, sec, query))
+    return units
 
 
 def iter_units(
@@ -69,21 +76,32 @@ def pair_resolution(ref: Pass, query: SearchQuery) -> float:
     return native.resolution if native and native.resolution else DEFAULT_RESOLUTION_M
 
 
-def _unit(pair: PassPair, piece: TilePiece, query: SearchQuery) -> Pair | None:
-    """The unit of ``pair`` on one tile; ``None`` when a pass only grazes the tile."""
-    ref_slices = pair.reference.slices_touching(piece.area)
-    sec_slices = pair.secondary.slices_touching(piece.area)
-    if not ref_slices or not sec_slices:
-        return None
+def _touching(p: Pass, areas: np.ndarray) -> list[tuple[Slice, ...]]:
+    """For each area, the slices of ``p`` that intersect it (one spatial-index query)."""
+    found: list[list[int]] = [[] for _ in range(len(areas))]
+    where, which = p.slice_index.query(areas, predicate="intersects")
+    for k, i in zip(where.tolist(), which.tolist(), strict=True):
+        found[k].append(i)
+    return [tuple(p.slices[i] for i in sorted(hits)) for hits in found]
+
+
+def _unit(
+    pair: PassPair,
+    piece: TilePiece,
+    shape: dict[str, Any],
+    ref_slices: tuple[Slice, ...],
+    sec_slices: tuple[Slice, ...],
+    query: SearchQuery,
+) -> Pair:
+    """The unit of ``pair`` on one tile."""
     reference, secondary = acquisition_of(ref_slices), acquisition_of(sec_slices)
-    area = shapely.set_precision(piece.area, 10.0**-_COORD_DIGITS)
     return Pair(
         id=pair_id(reference, secondary, query.polarization, piece.grid, tile=piece.tile.name),
         reference=reference,
         secondary=secondary,
         polarization=query.polarization,
         baseline_days=round(pair.baseline_days, 6),
-        aoi=shapely.geometry.mapping(area if not area.is_empty else piece.area),
+        aoi=shape,
         grid=piece.grid,
         coverage=round(pair.coverage, 4),
         tile=piece.tile.code,

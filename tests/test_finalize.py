@@ -220,3 +220,41 @@ def test_finalize_gathers_outcomes_recorded_by_workers(tmp_path: Path) -> None:
     assert {p["pair_id"] for p in stored["pairs"]} == {r.pair_id for r in results} | {"S1A_BAD"}
     assert stored["catalog"]["items"] == 2
     assert "batch-7/pairs/" not in json.dumps(load(store, collection_key(COLLECTION)))
+
+
+def test_finalize_exports_every_item_to_stac_geoparquet(tmp_path: Path) -> None:
+    import rustac
+
+    store = open_store(tmp_path / "catalog")
+    results = publish_unregistered(store, tmp_path, n=3)
+    result = finalize(store, geoparquet=True)
+    assert result.geoparquet_href == store.href_for(f"{COLLECTION}/items.parquet")
+    back = rustac.read_sync(str(tmp_path / "catalog" / COLLECTION / "items.parquet"))
+    assert sorted(f["id"] for f in back["features"]) == sorted(r.pair_id for r in results)
+    for feature in back["features"]:  # outside the tree, hrefs must stand on their own
+        assert all(a["href"].startswith("/") for a in feature["assets"].values())
+        assert feature["properties"]["grid:code"] == "MGRS-31SDV"
+    collection = load(store, collection_key(COLLECTION))
+    assert collection["assets"]["geoparquet"]["href"] == "./items.parquet"
+    assert_valid(collection)
+
+
+@pytest.mark.integration
+def test_finalize_bulk_loads_pgstac(pgstac_api: Any, tmp_path: Path) -> None:
+    import requests
+
+    store = open_store(tmp_path / "catalog")
+    results = publish_unregistered(store, tmp_path, n=3)
+    pgstac_api.clear()
+    result = finalize(store, pgstac=pgstac_api.dsn)
+    assert result.pgstac_items == 3
+    answer = requests.get(f"{pgstac_api.url}/collections/{COLLECTION}/items", timeout=30)
+    assert answer.status_code == 200, answer.text
+    served = answer.json()["features"]
+    assert sorted(f["id"] for f in served) == sorted(r.pair_id for r in results)
+    assert {f["properties"]["grid:code"] for f in served} == {"MGRS-31SDV"}
+    again = finalize(store, pgstac=pgstac_api.dsn)  # upsert: a second load changes nothing
+    assert again.pgstac_items == 3
+    answer = requests.get(f"{pgstac_api.url}/collections/{COLLECTION}/items", timeout=30)
+    assert len(answer.json()["features"]) == 3
+    pgstac_api.clear()

@@ -201,6 +201,8 @@ def finalize_run(
     manifest: Manifest | None = None,
     stac_api: str | None = None,
     session: Any = None,
+    geoparquet: bool = False,
+    pgstac: str | None = None,
 ) -> RunEnd:
     """The finalize job: :func:`stac_coh.pipeline.run.finish_run` for the run, logged."""
     end = finish_run(
@@ -210,6 +212,8 @@ def finalize_run(
         manifest=manifest,
         stac_api=stac_api,
         session=session,
+        geoparquet=geoparquet,
+        pgstac=pgstac,
     )
     counts = end.report["counts"] if end.report else {}
     log_event(

@@ -49,12 +49,14 @@ from stac_coh.search.manifest import Manifest, SourceSpec
 from stac_coh.search.pairing import find_pairs
 from stac_coh.search.query import SearchQuery
 from stac_coh.search.shards import write_sharded_manifest
-from tests.run_scene import AREA, REFERENCE_SLICES, tiny_weights
+from tests.run_scene import REFERENCE_SLICES, tiny_weights
 from tests.s3_proxy import S3Proxy
 from tests.services import MotoServer
 from tests.stac_data import PC_RTC, item, scaled, shifted_in_time, write_item_cog
 
 COLLECTION = "sentinel-1-coherence"
+AREA = (15.0, 33.0, 16.8, 34.5)
+"""Across both slices of the pass and six MGRS tiles."""
 SECRET = "worker-test-secret-9d41c7e2"
 TOKEN = "worker-test-session-token-5be0aa19"
 SIGNED_QUERY = "?sv=2024-05-04&se=2030-01-01&sig=c2VjcmV0LXNhcw%3D&X-Amz-Signature=deadbeef99"

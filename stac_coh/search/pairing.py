@@ -108,7 +108,7 @@ def match_passes(
         math.comb(len(g), 2) for g in by_orbit.values()
     )
     found: list[PassPair] = []
-    clipped: dict[int, BaseGeometry | None] = {}
+    clipped = _Clipped(aoi)
     for group in by_orbit.values():
         by_mode: dict[str, list[Pass]] = {}
         for p in group:
@@ -117,7 +117,7 @@ def match_passes(
             math.comb(len(g), 2) for g in by_mode.values()
         )
         for track in by_mode.values():
-            found.extend(_pairs_of_track(track, aoi, query, rejected, clipped))
+            found.extend(_pairs_of_track(track, query, rejected, clipped))
     found.sort(
         key=lambda pp: (
             pp.reference.first.datetime,
@@ -130,11 +130,7 @@ def match_passes(
 
 
 def _pairs_of_track(
-    track: list[Pass],
-    aoi: BaseGeometry,
-    query: SearchQuery,
-    rejected: Counter[str],
-    clipped: dict[int, BaseGeometry | None],
+    track: list[Pass], query: SearchQuery, rejected: Counter[str], clipped: _Clipped
 ) -> list[PassPair]:
     """Pairs among the passes of one track: only those a requested baseline apart."""
     track = sorted(track, key=lambda p: (p.first.datetime, p.first.item_id))
@@ -152,7 +148,7 @@ def _pairs_of_track(
                 continue
             matched += 1
             sec = track[j]
-            area, coverage = _overlap(_inside(ref, aoi, clipped), _inside(sec, aoi, clipped))
+            area, coverage = clipped.overlap(ref, sec)
             if area is None or coverage < query.min_coverage or coverage <= 0:
                 rejected["coverage"] += 1
                 continue
@@ -161,12 +157,48 @@ def _pairs_of_track(
     return out
 
 
-def _inside(p: Pass, aoi: BaseGeometry, clipped: dict[int, BaseGeometry | None]) -> Any:
-    """A pass's footprint inside the area (computed once per pass)."""
-    key = id(p)
-    if key not in clipped:
-        clipped[key] = _polygons_only(p.footprint.intersection(aoi))
-    return clipped[key]
+class _Clipped:
+    """Passes' footprints inside the area and their areas, computed once per pass.
+
+    Areas are taken in one Lambert azimuthal equal-area projection centred on the area
+    (equal-area everywhere but at the antipode): exact ratios for the coverage rule.
+    """
+
+    def __init__(self, aoi: BaseGeometry) -> None:
+        self.aoi = aoi
+        self._inside: dict[int, tuple[BaseGeometry | None, float]] = {}
+        centre = aoi.centroid
+        self._project = _laea(round(centre.x, 6), round(centre.y, 6))
+
+    def inside(self, p: Pass) -> tuple[BaseGeometry | None, float]:
+        """(footprint inside the area, its area in m²)."""
+        key = id(p)
+        if key not in self._inside:
+            part = _polygons_only(p.footprint.intersection(self.aoi))
+            self._inside[key] = (part, self.area(part) if part is not None else 0.0)
+        return self._inside[key]
+
+    def area(self, geom: BaseGeometry) -> float:
+        """Area of a lon/lat geometry, m²."""
+        return float(shapely.area(shapely.transform(geom, self._project)))
+
+    def overlap(self, ref: Pass, sec: Pass) -> tuple[BaseGeometry | None, float]:
+        """(area both cover, coverage): the share of the imaged part of the area both cover.
+
+        Coverage = area(aoi ∩ ref ∩ sec) / area(aoi ∩ (ref ∪ sec)): 1 when both images
+        cover the same part of the area, whatever the area's size (a continent-wide area
+        is not penalised for being larger than a scene).
+        """
+        (ref_in, ref_area), (sec_in, sec_area) = self.inside(ref), self.inside(sec)
+        if ref_in is None or sec_in is None or not ref_in.intersects(sec_in):
+            return None, 0.0
+        common = _polygons_only(ref_in.intersection(sec_in))
+        if common is None:
+            return None, 0.0
+        covered = self.area(common)
+        imaged = ref_area + sec_area - covered
+        # Areas of different polygons round differently: keep the share in [0, 1].
+        return common, (min(1.0, covered / imaged) if imaged > 0 else 0.0)
 
 
 def _usable_slices(
@@ -191,37 +223,24 @@ def _usable_slices(
     return out
 
 
-def _overlap(
-    ref_in: BaseGeometry | None, sec_in: BaseGeometry | None
-) -> tuple[BaseGeometry | None, float]:
-    """(area both cover, coverage): the share of the imaged part of the area both cover.
-
-    Coverage = area(aoi ∩ ref ∩ sec) / area(aoi ∩ (ref ∪ sec)), geodesic areas on WGS 84:
-    1 when both images cover the same part of the area, whatever the area's size (a
-    continent-wide area is not penalised for being larger than a scene).
-    """
-    if ref_in is None or sec_in is None or not ref_in.intersects(sec_in):
-        return None, 0.0
-    common = _polygons_only(ref_in.intersection(sec_in))
-    if common is None:
-        return None, 0.0
-    covered = _geodesic_area(common)
-    imaged = _geodesic_area(ref_in) + _geodesic_area(sec_in) - covered
-    # Geodesic areas of different polygons round differently: keep the share in [0, 1].
-    return common, (min(1.0, covered / imaged) if imaged > 0 else 0.0)
-
-
-def _geodesic_area(geom: BaseGeometry) -> float:
-    """Area of a lon/lat geometry on the WGS 84 ellipsoid, m²."""
-    return abs(_geod().geometry_area_perimeter(geom)[0])
-
-
 @cache
-def _geod() -> Any:
-    """The WGS 84 ellipsoid for geodesic areas (built once)."""
-    from pyproj import Geod
+def _laea(lon: float, lat: float) -> Any:
+    """Vectorised lon/lat -> Lambert azimuthal equal-area (m) around (lon, lat)."""
+    from pyproj import Transformer
 
-    return Geod(ellps="WGS84")
+    transformer = Transformer.from_crs(
+        "EPSG:4326",
+        f"+proj=laea +lat_0={lat} +lon_0={lon} +ellps=WGS84 +units=m",
+        always_xy=True,
+    )
+
+    def project(coords: Any) -> Any:
+        import numpy as np
+
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return project
 
 
 def _polygons_only(geom: BaseGeometry) -> BaseGeometry | None:

@@ -9,7 +9,7 @@ import pytest
 
 from stac_coh.errors import ConflictError, InputError
 from stac_coh.io.storage import open_store
-from stac_coh.search import shards
+from stac_coh.search import shard_reader
 from stac_coh.search.manifest import Manifest, read_manifest
 from stac_coh.search.manifest_models import PairModel, manifest_json_schema
 from stac_coh.search.shards import SHARDED_SCHEMA_VERSION, unit_record, write_sharded_manifest
@@ -56,13 +56,13 @@ def test_a_child_reads_only_its_units_and_their_items(tmp_path: Path, monkeypatc
     head = write(tmp_path, manifest)
     total = sum(f.stat().st_size for f in head.parent.iterdir())
     reads: list[int] = []
-    original = shards._RangeReader.read
+    original = shard_reader._RangeReader.read
 
     def counting(self, name: str, offset: int, length: int) -> bytes:
         reads.append(length)
         return original(self, name, offset, length)
 
-    monkeypatch.setattr(shards._RangeReader, "read", counting)
+    monkeypatch.setattr(shard_reader._RangeReader, "read", counting)
     back = read_manifest(head)
     share = [back.pairs[i] for i in range(200, 204)]  # child 50 at 4 units per child
     items = {i: back.items[i] for unit in share for i in unit.item_ids}

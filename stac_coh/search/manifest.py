@@ -257,11 +257,12 @@ def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
 def manifest_from_bytes(body: bytes, uri: str, *, s3_client: Any = None) -> Manifest:
     """Parse a manifest read from ``uri``: a whole one, or the head of a sharded one (whose
     units and items are then read from beside it, on demand)."""
-    from stac_coh.search import shards
+    from stac_coh.search.shard_reader import open_sharded_manifest
+    from stac_coh.search.shards import is_sharded_head
 
     data = json.loads(body)
-    if shards.is_sharded_head(data):
-        return shards.open_sharded_manifest(uri, data, s3_client=s3_client)
+    if is_sharded_head(data):
+        return open_sharded_manifest(uri, data, s3_client=s3_client)
     return Manifest.from_dict(data)
 
 

@@ -1,6 +1,6 @@
 """Continental scale, metadata only: pairing, tiling, sharded manifests, bounded finalize.
 
-One run over a continental area (Europe, 10 W - 30 E, 36 - 70 N) with synthetic but
+One run over a continental area (Europe, 12 W - 40 E, 35 - 71 N) with synthetic but
 realistic Sentinel-1 IW items: every relative orbit whose 250 km swath crosses the area,
 ascending and descending, imaged every 6 days for a year (Sentinel-1A and -1C 6 days
 apart), each pass a datatake of ~170 km slices from coast to coast with a few km of
@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-AREA = (-10.0, 36.0, 30.0, 70.0)
+AREA = (-12.0, 35.0, 40.0, 71.0)
 START = datetime(2025, 1, 3, tzinfo=UTC)
 DAYS = 366
 KM_PER_DEG = 111.32
@@ -183,12 +183,28 @@ def continental_items(days: int = DAYS, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports kB)."""
+    """Peak resident memory of this process since its exec (``VmHWM``, Linux).
+
+    ``ru_maxrss`` would not do for a child: it keeps the high-water mark of the parent's
+    image the child was forked from.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-CHILD = """
-import resource, sys
+HWM = """
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+"""
+
+CHILD = (
+    HWM
+    + """
+import sys
 from stac_coh.search.manifest import read_manifest
 head, child, per_job = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 manifest = read_manifest(head)
@@ -196,16 +212,20 @@ share = range(child * per_job, min((child + 1) * per_job, len(manifest.pairs)))
 units = [manifest.pairs[i] for i in share]
 items = {i: manifest.items[i] for u in units for i in u.item_ids}
 assert units and len(items) >= 2
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+print(hwm())
 """
+)
 
-FINALIZE = """
-import resource, sys
+FINALIZE = (
+    HWM
+    + """
+import sys
 from stac_coh.io.storage import open_store
 from stac_coh.publish.finalize import finalize
 result = finalize(open_store(sys.argv[1]), geoparquet=True)
-print(result.items, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+print(result.items, hwm())
 """
+)
 
 
 def fresh(script: str, *args: str) -> str:

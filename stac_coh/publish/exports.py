@@ -12,6 +12,7 @@ outside the tree, relative hrefs mean nothing. Memory holds one batch.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import tempfile
@@ -79,7 +80,7 @@ class GeoparquetExport:
 
     def __call__(self, key: str, item: dict[str, Any]) -> None:
         """Add one item (a visitor of the rebuild)."""
-        self._batch.append(absolute_item(self.store, key, item))
+        self._batch.append(_numeric_nodata(absolute_item(self.store, key, item)))
         if len(self._batch) >= BATCH:
             self._flush()
 
@@ -119,6 +120,19 @@ class GeoparquetExport:
         finally:
             self._loop.close()
             self._tmp.cleanup()
+
+
+def _numeric_nodata(item: dict[str, Any]) -> dict[str, Any]:
+    """STAC writes a NaN nodata as the string ``"nan"``; rustac's parquet writer wants a
+    number there, so the mirror gets the float (on a copy: other exports see the item)."""
+    item = {**item, "assets": copy.deepcopy(item.get("assets", {}))}
+    for asset in item["assets"].values():
+        for key in ("bands", "raster:bands"):
+            for band in asset.get(key) or []:
+                value = band.get("nodata")
+                if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf"):
+                    band["nodata"] = float(value)
+    return item
 
 
 class PgstacExport:

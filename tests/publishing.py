@@ -52,7 +52,17 @@ def make_pair(index: int = 0, *, size: int = SIZE, days: int = 12) -> Pair:
         "type": "Polygon",
         "coordinates": [[[3, 36], [3.1, 36], [3.1, 36.1], [3, 36.1], [3, 36]]],
     }
-    return Pair(pair_id(ref, sec, "VV", grid), ref, sec, "VV", float(days), aoi, grid)
+    tile = "MGRS-31SDV"  # a real MGRS square name; the test grids need not lie in it
+    return Pair(
+        pair_id(ref, sec, "VV", grid, tile="31SDV"),
+        ref,
+        sec,
+        "VV",
+        float(days),
+        aoi,
+        grid,
+        tile=tile,
+    )
 
 
 def coherence_values(pair: Pair, seed: int = 0) -> np.ndarray:
@@ -148,3 +158,25 @@ def stack_coherence(item: Any) -> np.ndarray:
             fill_value=np.nan,
         )
         return np.asarray(stack.values[0, 0])
+
+
+def listed_item_hrefs(store: Any, collection_id: str = "sentinel-1-coherence") -> list[str]:
+    """Every item link reachable from the collection through its sub-catalogs, as
+    ``./<id>/<id>.json`` relative to the collection's folder (duplicates kept)."""
+    import json
+    import posixpath
+
+    out: list[str] = []
+
+    def walk(key: str) -> None:
+        doc = json.loads(store.get(key).data)
+        folder = posixpath.dirname(key)
+        for link in doc["links"]:
+            target = posixpath.normpath(posixpath.join(folder, link["href"]))
+            if link["rel"] == "child":
+                walk(target)
+            elif link["rel"] == "item":
+                out.append("./" + posixpath.relpath(target, collection_id))
+
+    walk(f"{collection_id}/collection.json")
+    return out

@@ -22,8 +22,8 @@ from stac_coh.model.weights import save_weights
 from tests.stac_data import PC_RTC, item, scaled, shifted_in_time, write_item_cog
 
 REFERENCE_SLICES = ("S1A_IW_GRDH_1SDV_20240419T045749", "S1A_IW_GRDH_1SDV_20240419T045814")
-AREA = (15.0, 33.0, 16.8, 34.5)
-"""Across both slices of the pass."""
+AREA = (15.05, 33.5, 15.95, 34.25)
+"""Across both slices of the pass, inside one MGRS tile (33SWT): one work unit per pair."""
 SEARCH = ["--start", "2024-04-01", "--end", "2024-05-31"]
 
 

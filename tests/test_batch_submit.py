@@ -29,6 +29,7 @@ from stac_coh.batch import (
 from stac_coh.cli import app
 from stac_coh.errors import BatchError, ConflictError, InputError
 from stac_coh.search.manifest import Manifest, read_manifest
+from stac_coh.search.shards import SHARDED_SCHEMA_VERSION
 from tests.fake_manifest import fake_manifest
 from tests.services import MotoServer, run_moto_server
 from tests.stac_data import STAC, VALID_PAIRS
@@ -187,9 +188,12 @@ def test_submit_writes_manifest_array_job_and_dependent_finalize(setup: BatchSet
 
     manifest_key = f"{out.removeprefix(f's3://{setup.bucket}/')}/runs/{record.run_id}/manifest.json"
     stored = setup.s3.get_object(Bucket=setup.bucket, Key=manifest_key)["Body"].read()
-    assert [p.id for p in Manifest.from_json(stored.decode()).pairs] == [
-        p.id for p in manifest.pairs
-    ]
+    head = json.loads(stored)  # a sharded manifest: children read their units by range
+    assert head["schema_version"] == SHARDED_SCHEMA_VERSION and head["units"] == 10
+    assert len(stored) < 2000
+    again = read_manifest(f"s3://{setup.bucket}/{manifest_key}", s3_client=setup.s3)
+    assert [p.id for p in again.pairs] == [p.id for p in manifest.pairs]
+    assert again.pairs[7] == manifest.pairs[7]
     assert record.manifest_uri == f"s3://{setup.bucket}/{manifest_key}"
 
     [job] = record.jobs
@@ -383,9 +387,10 @@ def test_cli_submit_runs_the_search_options(setup: BatchSetup) -> None:
     )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["n_pairs"] == len(VALID_PAIRS)
-    assert record["children"] == len(VALID_PAIRS)
     manifest = read_manifest(record["manifest"], s3_client=setup.s3)
+    # Three pairs, each cut into work units by the MGRS tiles its scenes cover.
+    assert record["n_pairs"] == record["children"] == len(manifest.pairs) == 3 * 12
+    assert len({p.tile for p in manifest.pairs}) == 12
     found = {(p.reference.item_ids[0], p.secondary.item_ids[0]) for p in manifest.pairs}
     assert found == VALID_PAIRS
 

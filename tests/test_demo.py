@@ -28,7 +28,8 @@ def test_demo_publishes_a_browsable_catalog(demo):
     catalog = pystac.Catalog.from_file(str(out / "catalog" / "catalog.json"))
     (model,) = catalog.get_items()  # the demo publishes its model (MLM) item at the root
     assert model.properties["mlm:name"] == "stac-coh-sim-demo"
-    items = list(catalog.get_child("sentinel-1-coherence").get_items())
+    # Items are listed by the tile sub-catalogs (tile group, tile, year) of the collection.
+    items = list(catalog.get_child("sentinel-1-coherence").get_items(recursive=True))
     assert len(items) == 2
     platforms = {tuple(i.properties["coh:platforms"]) for i in items}
     assert ("sentinel-1a", "sentinel-1c") in platforms  # the cross-platform 6-day pair
@@ -123,16 +124,9 @@ def test_every_demo_object_validates_offline_with_shared_schemas(demo):
     root = demo[0] / "catalog"
     objects = stac_objects(root)
     kinds = sorted(data["type"] for data in objects.values())
-    # root, pairs + seasonal collections; model, two pair items, one composite item
-    assert kinds == [
-        "Catalog",
-        "Collection",
-        "Collection",
-        "Feature",
-        "Feature",
-        "Feature",
-        "Feature",
-    ]
+    # root and the tile group/tile/year sub-catalogs listing the pair items; pairs +
+    # seasonal collections; model, two pair items, one composite item
+    assert kinds == ["Catalog"] * 4 + ["Collection"] * 2 + ["Feature"] * 4
     for path, data in objects.items():
         assert_valid(data)
         assert not unshared_schemas(data), path

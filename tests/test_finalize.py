@@ -23,7 +23,13 @@ from stac_coh.pipeline.runner import PairOutcome
 from stac_coh.publish.collection import collection_key
 from stac_coh.publish.finalize import finalize
 from stac_coh.publish.pair import PublishResult, publish_pair
-from tests.publishing import input_items, make_pair, model_card, write_pair_rasters
+from tests.publishing import (
+    input_items,
+    listed_item_hrefs,
+    make_pair,
+    model_card,
+    write_pair_rasters,
+)
 from tests.stac_validation import assert_valid
 
 COLLECTION = "sentinel-1-coherence"
@@ -74,8 +80,9 @@ def load(store: Store, key: str) -> dict[str, Any]:
     return json.loads(store.get(key).data)
 
 
-def item_hrefs(collection: dict[str, Any]) -> list[str]:
-    return [link["href"] for link in collection["links"] if link["rel"] == "item"]
+def item_hrefs(store: Store) -> list[str]:
+    """Items listed through the collection's tile sub-catalogs."""
+    return sorted(listed_item_hrefs(store, COLLECTION))
 
 
 def test_finalize_builds_the_collection_from_items(store: Store, tmp_path: Path) -> None:
@@ -85,7 +92,13 @@ def test_finalize_builds_the_collection_from_items(store: Store, tmp_path: Path)
     assert result.items == 3
     collection = load(store, collection_key(COLLECTION))
     assert_valid(collection)
-    assert item_hrefs(collection) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
+    assert item_hrefs(store) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
+    assert not [link for link in collection["links"] if link["rel"] == "item"]
+    assert [link["href"] for link in collection["links"] if link["rel"] == "child"] == [
+        "./tiles/31S/catalog.json"
+    ]
+    for key in store.list(f"{COLLECTION}/tiles/"):
+        assert_valid(load(store, key))  # group, tile and year catalogs
     west, south, east, north = result.bbox or []
     for r in results:
         w, s, e, n = r.item["bbox"]
@@ -98,22 +111,26 @@ def test_finalize_builds_the_collection_from_items(store: Store, tmp_path: Path)
     assert any(rel == "item" and href.startswith("./models/") for rel, href in rels)
     again = finalize(store)  # idempotent
     assert again.items == 3
-    assert item_hrefs(load(store, collection_key(COLLECTION))) == item_hrefs(collection)
+    assert item_hrefs(store) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
 
 
 def test_finalize_repairs_a_damaged_collection(tmp_path: Path) -> None:
     store = open_store(tmp_path / "catalog")
     results = publish_unregistered(store, tmp_path)
     finalize(store)
+    year = f"{COLLECTION}/tiles/31S/31SDV/2024/catalog.json"
+    listing = load(store, year)
+    listing["links"] = [link for link in listing["links"] if results[0].pair_id not in link["href"]]
+    listing["links"].append({"rel": "item", "href": "../../../../ghost/ghost.json"})
+    listing["links"].append(dict(listing["links"][-2]))  # a duplicate
+    store.put(year, json.dumps(listing).encode())
     damaged = load(store, collection_key(COLLECTION))
-    damaged["links"] = [link for link in damaged["links"] if results[0].pair_id not in link["href"]]
-    damaged["links"].append({"rel": "item", "href": "./ghost/ghost.json"})
-    damaged["links"].append(dict(damaged["links"][-2]))  # a duplicate
+    damaged["links"].append({"rel": "child", "href": "./tiles/99X/catalog.json"})
     damaged["extent"]["spatial"]["bbox"] = [[0.0, 0.0, 0.1, 0.1]]
     store.put(collection_key(COLLECTION), json.dumps(damaged).encode())
     finalize(store)
     repaired = load(store, collection_key(COLLECTION))
-    assert item_hrefs(repaired) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
+    assert item_hrefs(store) == sorted(f"./{r.pair_id}/{r.pair_id}.json" for r in results)
     assert repaired["extent"]["spatial"]["bbox"][0][0] == pytest.approx(3.0, abs=1e-6)
     assert_valid(repaired)
 
@@ -124,7 +141,7 @@ def test_finalize_of_an_empty_store_gives_a_valid_empty_collection(tmp_path: Pat
     assert (result.items, result.bbox) == (0, None)
     collection = load(store, collection_key(COLLECTION))
     assert_valid(collection)
-    assert item_hrefs(collection) == []
+    assert item_hrefs(store) == []
 
 
 def test_finalize_writes_the_run_report(store: Store, tmp_path: Path) -> None:
@@ -203,3 +220,41 @@ def test_finalize_gathers_outcomes_recorded_by_workers(tmp_path: Path) -> None:
     assert {p["pair_id"] for p in stored["pairs"]} == {r.pair_id for r in results} | {"S1A_BAD"}
     assert stored["catalog"]["items"] == 2
     assert "batch-7/pairs/" not in json.dumps(load(store, collection_key(COLLECTION)))
+
+
+def test_finalize_exports_every_item_to_stac_geoparquet(tmp_path: Path) -> None:
+    import rustac
+
+    store = open_store(tmp_path / "catalog")
+    results = publish_unregistered(store, tmp_path, n=3)
+    result = finalize(store, geoparquet=True)
+    assert result.geoparquet_href == store.href_for(f"{COLLECTION}/items.parquet")
+    back = rustac.read_sync(str(tmp_path / "catalog" / COLLECTION / "items.parquet"))
+    assert sorted(f["id"] for f in back["features"]) == sorted(r.pair_id for r in results)
+    for feature in back["features"]:  # outside the tree, hrefs must stand on their own
+        assert all(a["href"].startswith("/") for a in feature["assets"].values())
+        assert feature["properties"]["grid:code"] == "MGRS-31SDV"
+    collection = load(store, collection_key(COLLECTION))
+    assert collection["assets"]["geoparquet"]["href"] == "./items.parquet"
+    assert_valid(collection)
+
+
+@pytest.mark.integration
+def test_finalize_bulk_loads_pgstac(pgstac_api: Any, tmp_path: Path) -> None:
+    import requests
+
+    store = open_store(tmp_path / "catalog")
+    results = publish_unregistered(store, tmp_path, n=3)
+    pgstac_api.clear()
+    result = finalize(store, pgstac=pgstac_api.dsn)
+    assert result.pgstac_items == 3
+    answer = requests.get(f"{pgstac_api.url}/collections/{COLLECTION}/items", timeout=30)
+    assert answer.status_code == 200, answer.text
+    served = answer.json()["features"]
+    assert sorted(f["id"] for f in served) == sorted(r.pair_id for r in results)
+    assert {f["properties"]["grid:code"] for f in served} == {"MGRS-31SDV"}
+    again = finalize(store, pgstac=pgstac_api.dsn)  # upsert: a second load changes nothing
+    assert again.pgstac_items == 3
+    answer = requests.get(f"{pgstac_api.url}/collections/{COLLECTION}/items", timeout=30)
+    assert len(answer.json()["features"]) == 3
+    pgstac_api.clear()

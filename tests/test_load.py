@@ -26,7 +26,7 @@ from stac_coh.errors import InputError, RasterReadError
 from stac_coh.grid import OutputGrid, PairReader
 from stac_coh.io.signing import PlanetaryComputerSigner
 from stac_coh.load.stac_pair import open_pair_reader
-from stac_coh.search.manifest import Manifest, Pair, SourceSpec
+from stac_coh.search.manifest import Manifest, Pair, SourceSpec, pair_id
 from stac_coh.search.pairing import find_pairs
 from stac_coh.search.profiles import read_gdal_options
 from stac_coh.search.query import SearchQuery
@@ -79,10 +79,34 @@ def scene(tmp_path_factory) -> Scene:
     query = SearchQuery.build(bbox=AREA, start="2024-01-01", end="2024-12-31", baselines="12,24")
     result = find_pairs(everything, query)
     assert result.rejected == {"same_pass": 3}
-    by_secondary = {p.secondary.item_ids[0].rsplit("_", 1)[-1]: p for p in result.pairs}
+    # Loaders read any grid: these pairs cover the whole area on the reference's own
+    # 2.5 km grid (several tiles' worth), not a tile of the fixed output grid.
+    pairs = [_on_reference_grid(pp) for pp in result.pass_pairs]
+    by_secondary = {p.secondary.item_ids[0].rsplit("_", 1)[-1]: p for p in pairs}
     first = by_secondary["p12"]
-    second = next(p for p in result.pairs if p.reference == first.reference and p is not first)
+    second = next(p for p in pairs if p.reference == first.reference and p is not first)
     return Scene(first, second, {it["id"]: it for it in everything}, paths)
+
+
+def _on_reference_grid(pp: Any) -> Pair:
+    """A pair over its whole area on the reference's native grid (CRS, pixel, lattice)."""
+    import shapely
+    from pyproj import Transformer
+
+    first = pp.reference.first
+    crs, res = f"EPSG:{first.epsg}", float(first.resolution)
+    to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    dense = shapely.segmentize(pp.area, max_segment_length=0.01)
+    left, bottom, right, top = shapely.transform(
+        dense, lambda c: np.column_stack(to_crs.transform(c[:, 0], c[:, 1]))
+    ).bounds
+    ax, ay = first.origin[0] % res, first.origin[1] % res
+    grid = OutputGrid.from_bounds(crs, (left - ax, bottom - ay, right - ax, top - ay), res)
+    a, b, c, d, e, f = grid.transform
+    grid = OutputGrid(crs, (a, b, c + ax, d, e, f + ay), grid.width, grid.height)
+    ref, sec = pp.reference.acquisition(), pp.secondary.acquisition()
+    aoi = shapely.geometry.mapping(pp.area)
+    return Pair(pair_id(ref, sec, "VV", grid), ref, sec, "VV", pp.baseline_days, aoi, grid)
 
 
 def expected(paths: list[Path], grid: OutputGrid, *, aligned: bool) -> np.ndarray:
@@ -292,7 +316,7 @@ def test_radar_geometry_items_dispatch_to_the_grd_reader(monkeypatch):
     query = SearchQuery.build(
         bbox=(-54, 57, -50, 59), start="2024-01-01", end="2024-12-31", polarization="HH"
     )
-    (pair,) = find_pairs([*grd, later], query).pairs
+    pair = find_pairs([*grd, later], query).pairs[0]  # a unit on one of the tiles
     calls = []
 
     def radar_reader(pair_, acquisitions, source, **kwargs):

@@ -28,18 +28,22 @@ def query(bbox=WORLD, **kw) -> SearchQuery:
 
 
 def ids(result) -> set[tuple[str, str]]:
-    return {(p.reference.item_ids[0], p.secondary.item_ids[0]) for p in result.pairs}
+    """(reference, secondary) first item ids of the pairs of passes, before tiling."""
+    return {(p.reference.first.item_id, p.secondary.first.item_id) for p in result.pass_pairs}
 
 
 def test_fixture_rtc_items_give_exactly_the_readme_pairs():
     result = find_pairs(items(PC_RTC, PC_RTC_SUBSET), query())
     assert ids(result) == VALID_PAIRS
-    for pair in result.pairs:
+    for pair in result.pairs:  # work units: each pair cut by the MGRS tiles it covers
         assert pair.baseline_days == pytest.approx(12.0, abs=0.01)
         assert pair.reference.datetime < pair.secondary.datetime
-        assert pair.grid.crs == "EPSG:32643"
+        assert pair.grid.crs in ("EPSG:32643", "EPSG:32644")  # the scenes span 78 E
+        assert pair.tile.startswith("MGRS-" + pair.grid.crs[-2:])
+        assert f"_{pair.tile.removeprefix('MGRS-')}_" in pair.id
         assert pair.grid.resolution == (10.0, 10.0)
         assert pair.coverage > 0.99
+    assert len({p.tile for p in result.pairs}) > 4
     # 6 acquisitions of track 165 -> 15 combinations, 3 valid, the 12 others by baseline.
     assert result.rejected["baseline"] == 12
 
@@ -83,7 +87,8 @@ def test_cross_platform_pairs_are_valid():
     s1d = item(PC_RTC_SUBSET, "S1D_IW_GRDH_1SDV_20260729")
     # The fixtures have S1D 43 days after S1A; ask for that baseline.
     result = find_pairs([s1a, s1d], query(baselines="43"))
-    (pair,) = result.pairs
+    assert len(result.pass_pairs) == 1
+    pair = result.pairs[0]
     assert pair.platforms == ("sentinel-1a", "sentinel-1d")
     assert pair.id.startswith("S1A-S1D_R165D_20260616_20260729_VV_")
     assert pair.baseline_days == pytest.approx(43.0, abs=0.01)
@@ -93,7 +98,7 @@ def test_platform_is_compared_case_insensitively():
     upper = copy.deepcopy(item(PC_RTC_SUBSET, "S1A_IW_GRDH_1SDV_20260417"))
     upper["properties"]["platform"] = "SENTINEL-1A"
     lower = item(PC_RTC_SUBSET, "S1A_IW_GRDH_1SDV_20260429")
-    (pair,) = find_pairs([upper, lower], query()).pairs
+    pair = find_pairs([upper, lower], query()).pairs[0]
     assert pair.reference.platform == pair.secondary.platform == "sentinel-1a"
     # Two upper/lower-case slices of one pass still merge into one acquisition.
     twin = copy.deepcopy(lower)
@@ -142,7 +147,7 @@ def test_items_without_required_fields_are_counted_not_fatal():
         normalize_item(broken)
     result = find_pairs([broken, *items(PC_RTC_SUBSET)[1:]], query())
     assert result.rejected["unusable"] == 1
-    assert len(result.pairs) == 2
+    assert len(result.pass_pairs) == 2
 
 
 def test_items_without_proj_get_the_utm_zone_of_the_area():
@@ -152,21 +157,28 @@ def test_items_without_proj_get_the_utm_zone_of_the_area():
     later["id"] = "S1A_IW_GRDH_1SDV_20250324T052236_20250324T052301_058442_07A1A1"
     later["properties"]["datetime"] = "2025-03-24T05:22:49.103098Z"
     later["properties"]["sat:absolute_orbit"] = 58442
-    (pair,) = find_pairs([grd, later], query(bbox=[9.0, 33.0, 9.5, 33.5])).pairs
+    pair = find_pairs([grd, later], query(bbox=[9.0, 33.0, 9.5, 33.5])).pairs[0]
     assert pair.grid.crs == "EPSG:32632"  # 9.25 E
     assert pair.grid.resolution == (10.0, 10.0)
 
 
 def test_grid_is_the_area_clipped_to_the_common_footprint_and_snapped():
     result = find_pairs(items(PC_RTC_SUBSET), query(bbox=BENGALURU))
-    pair = next(iter(result.pairs))
-    left, bottom, right, top = pair.grid.bounds
-    assert all(v % 10 == 0 for v in (left, top))
-    # About 0.4 x 0.3 degrees at 13 N: ~43 km x 33 km.
-    assert 42_000 < right - left < 45_000
-    assert 32_000 < top - bottom < 35_000
-    area = shapely.geometry.shape(pair.aoi)
-    assert area.bounds == pytest.approx(BENGALURU, abs=1e-9)
+    first = result.pass_pairs[0]
+    units = [p for p in result.pairs if p.reference.datetime == first.reference.first.datetime]
+    # The area (~43 km x 33 km at 13 N) straddles the 800 km easting of zone 43: two tiles.
+    assert sorted(p.tile for p in units) == ["MGRS-43PGQ", "MGRS-43PHQ"]
+    lefts, rights = [], []
+    for pair in units:
+        left, bottom, right, top = pair.grid.bounds
+        assert all(v % 10 == 0 for v in (left, bottom, right, top))  # the zone's lattice
+        assert 32_000 < top - bottom < 35_000
+        lefts.append(left)
+        rights.append(right)
+    assert min(rights) == max(lefts) == 800_000  # the tiles meet on their common edge
+    assert 42_000 < max(rights) - min(lefts) < 45_000
+    area = shapely.union_all([shapely.geometry.shape(p.aoi) for p in units])
+    assert area.bounds == pytest.approx(BENGALURU, abs=1e-5)  # ~1 m: projected and back
 
 
 def test_overrides_of_resolution_and_crs():
@@ -174,6 +186,7 @@ def test_overrides_of_resolution_and_crs():
     pair = find_pairs(items(PC_RTC_SUBSET), q).pairs[0]
     assert pair.grid.crs == "EPSG:32644"
     assert pair.grid.resolution == (20.0, 20.0)
+    assert pair.tile == "EPSG32644-X1Y14"  # the 100 km cut of the chosen CRS
 
 
 def test_orbit_filters_and_polarisation_are_item_level_exclusions():
@@ -194,7 +207,7 @@ def test_min_coverage_rejects_footprints_that_barely_overlap():
     # Shift the secondary's footprint 2.2 degrees east: a sliver of overlap remains.
     b["geometry"]["coordinates"] = [[[x + 2.2, y] for x, y in b["geometry"]["coordinates"][0]]]
     loose = find_pairs([a, b], query(min_coverage=0.0))
-    (pair,) = loose.pairs
+    (pair,) = loose.pass_pairs
     assert 0 < pair.coverage < 0.2
     strict = find_pairs([a, b], query())
     assert strict.pairs == ()
@@ -207,11 +220,11 @@ def test_baseline_tolerance_is_well_under_a_day():
     b["properties"]["datetime"] = "2026-04-29T06:40:24Z"  # 12.25 days
     assert find_pairs([a, b], query()).rejected["baseline"] == 1
     b["properties"]["datetime"] = "2026-04-29T02:00:00Z"  # 12.06 days
-    assert len(find_pairs([a, b], query()).pairs) == 1
+    assert len(find_pairs([a, b], query()).pass_pairs) == 1
 
 
 def test_pair_ids_are_deterministic():
     first = find_pairs(items(PC_RTC_SUBSET), query(bbox=BENGALURU))
     again = find_pairs(list(reversed(items(PC_RTC_SUBSET))), query(bbox=BENGALURU))
     assert [p.id for p in first.pairs] == [p.id for p in again.pairs]
-    assert len({p.id for p in first.pairs}) == 3
+    assert len({p.id for p in first.pairs}) == 3 * 2  # three pairs on two tiles each

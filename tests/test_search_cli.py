@@ -59,9 +59,10 @@ def test_search_prints_pairs_and_writes_the_manifest(tmp_path: Path):
         env={"COLUMNS": "120"},
     )
     assert result.exit_code == 0, result.output
-    assert "3 pairs" in result.output
+    assert "3 pairs -> 6 work units on 2 tiles" in result.output  # the area spans 2 tiles
     assert "Rejected: 12 baseline not 6/12 d" in result.output
-    assert result.output.count("desc.") == 3
+    assert result.output.count("desc.") == 6
+    assert result.output.count("43PGQ") == result.output.count("43PHQ") == 3
     assert "2026-07-29 00:39 S1D" in result.output
     manifest = read_manifest(out)
     got = {(p.reference.item_ids[0], p.secondary.item_ids[0]) for p in manifest.pairs}
@@ -258,4 +259,4 @@ def test_aoi_option(tmp_path: Path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "1 pairs" in result.output
+    assert "1 pairs -> 2 work units" in result.output

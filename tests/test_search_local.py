@@ -109,7 +109,7 @@ def test_max_items_is_a_total_and_truncation_is_reported(ndjson: Path):
         result = search_pairs(open_source(str(ndjson)), query(max_items=8))
     assert result.n_items == 8
     assert result.truncated
-    assert len(result.manifest.pairs) == 2  # the last S1D acquisition was cut off
+    assert result.n_pairs == 2  # the last S1D acquisition was cut off
 
 
 def test_zero_items_is_a_clear_error(ndjson: Path):
@@ -207,7 +207,7 @@ def test_aoi_file(tmp_path: Path):
     result = search_pairs(
         open_source(str(STAC / "planetary-computer" / "sentinel-1-rtc-fields-subset")), q
     )
-    assert len(result.manifest.pairs) == 1
+    assert result.n_pairs == 1
     with pytest.raises(InputError, match="no such file"):
         load_aoi(tmp_path / "none.geojson")
     (tmp_path / "point.geojson").write_text('{"type": "Point", "coordinates": [1, 2]}')

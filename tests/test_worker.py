@@ -1,7 +1,8 @@
 """`stac-coh worker`: array children as parallel processes on moto S3, kills, finalize, exit codes.
 
 The inputs are one recorded PC ``sentinel-1-rtc`` slice coarsened to 2.5 km pixels and
-repeated every 12 days (17 dates, 16 consecutive pairs of 67x41 px), its COGs in a moto
+repeated every 12 days (17 dates, 16 consecutive pairs cut by the MGRS tiles into work
+units of up to 40x40 px; the first 16 units are used), its COGs in a moto
 bucket behind ``s3://`` hrefs; the weights are a tiny base-8 ResUNet.
 """
 
@@ -49,15 +50,18 @@ from stac_coh.io.storage import Store, open_store
 from stac_coh.pipeline.records import outcome_key, read_failed_pairs, record_outcome
 from stac_coh.pipeline.runner import PairOutcome
 from stac_coh.publish.collection import collection_key, is_item_key, item_key
-from stac_coh.search.manifest import Manifest, SourceSpec, write_manifest
+from stac_coh.search.manifest import Manifest, SourceSpec
 from stac_coh.search.pairing import find_pairs
 from stac_coh.search.query import SearchQuery
-from tests.run_scene import AREA, REFERENCE_SLICES, tiny_weights
+from stac_coh.search.shards import write_sharded_manifest
+from tests.run_scene import REFERENCE_SLICES, tiny_weights
 from tests.s3_proxy import S3Proxy
 from tests.services import MotoServer
 from tests.stac_data import PC_RTC, item, scaled, shifted_in_time, write_item_cog
 
 COLLECTION = "sentinel-1-coherence"
+AREA = (15.0, 33.0, 16.8, 34.5)
+"""Across both slices of the pass and six MGRS tiles."""
 SECRET = "worker-test-secret-9d41c7e2"
 TOKEN = "worker-test-session-token-5be0aa19"
 SIGNED_QUERY = "?sv=2024-05-04&se=2030-01-01&sig=c2VjcmV0LXNhcw%3D&X-Amz-Signature=deadbeef99"
@@ -65,7 +69,7 @@ SIGNED_QUERY = "?sv=2024-05-04&se=2030-01-01&sig=c2VjcmV0LXNhcw%3D&X-Amz-Signatu
 
 @dataclass(frozen=True)
 class Inputs:
-    """The 16-pair manifest (inputs on moto S3) and the weights."""
+    """The 16-unit manifest (inputs on moto S3) and the weights."""
 
     manifest: Manifest
     bucket: str
@@ -97,8 +101,12 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) ->
         s3.upload_file(str(path), bucket, key)
         it["assets"]["vv"]["href"] = f"s3://{bucket}/{key}"
     query = SearchQuery.build(bbox=AREA, start="2024-04-01", end="2024-12-31", baselines="12")
-    pairs = find_pairs(items, query).pairs
-    assert len(pairs) == 16
+    result = find_pairs(items, query)
+    assert len(result.pass_pairs) == 16
+    # Work units: each pair cut by the MGRS tiles of the area; the first 16 units span
+    # several pairs and tiles.
+    pairs = result.pairs[:16]
+    assert len({p.tile for p in pairs}) > 2 and len({p.reference.datetime for p in pairs}) > 2
     manifest = Manifest(
         SourceSpec("local", "catalog", "sentinel-1-rtc"),
         query.to_dict(),
@@ -127,8 +135,15 @@ def new_run(
     s3.create_bucket(Bucket=bucket)
     out, run_id = f"s3://{bucket}/coh", f"r{uuid.uuid4().hex[:8]}"
     store = open_store(out, s3_client=s3)
-    uri = store.url_for(run_key(run_id, "manifest.json"))
-    write_manifest(manifest or inputs.manifest, uri, s3_client=s3)
+    chosen = manifest or inputs.manifest
+    uri = write_sharded_manifest(
+        store,
+        run_key(run_id, "manifest.json"),
+        source=chosen.source,
+        query=chosen.query,
+        units=chosen.pairs,
+        items=chosen.items,
+    ).uri
     env = {
         **os.environ,
         **moto.env(),

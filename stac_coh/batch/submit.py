@@ -26,6 +26,7 @@ from stac_coh.batch.record import BatchTargets, RunRecord, SubmittedJob, open_s3
 from stac_coh.constants import CARD_SUFFIX, ENV_WEIGHTS
 from stac_coh.errors import BatchError, InputError, StacCohError, StorageError
 from stac_coh.search.manifest import Manifest
+from stac_coh.search.shards import write_sharded_manifest
 
 __all__ = ["MAX_TAGS", "batch_errors", "job_tags", "submit_run"]
 
@@ -49,7 +50,8 @@ def submit_run(
     now: datetime | None = None,
     weights: Path | None = None,
 ) -> RunRecord:
-    """Write the manifest to S3, submit the worker jobs and the finalize job, record the run.
+    """Write the (sharded) manifest to S3, submit the worker jobs and the finalize job, record
+    the run.
 
     Args:
         manifest: Pairs to process.
@@ -78,8 +80,17 @@ def submit_run(
     all_tags = job_tags(run_id, tags)
     store = open_s3_out(out, s3)
     manifest_key = run_key(run_id, "manifest.json")
-    store.put_new(manifest_key, manifest.to_json().encode(), content_type="application/json")
-    manifest_uri = store.url_for(manifest_key)
+    # Sharded: each child reads only its units (by byte range), never the whole run.
+    manifest_uri = write_sharded_manifest(
+        store,
+        manifest_key,
+        source=manifest.source,
+        query=manifest.query,
+        units=manifest.pairs,
+        items=manifest.items,
+        created=manifest.created,
+        software=manifest.software,
+    ).uri
 
     env = {ENV_MANIFEST: manifest_uri, ENV_OUT: store.url, ENV_RUN_ID: run_id}
     worker_env = dict(env)

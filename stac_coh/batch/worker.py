@@ -31,7 +31,7 @@ from stac_coh.pipeline.run import RunEnd, RunProgress, execute_run, finish_run
 from stac_coh.pipeline.runner import PairOutcome, PairProcessor, failure_is_transient
 from stac_coh.pipeline.signals import StopSignals
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID
-from stac_coh.search.manifest import Manifest, Pair, read_manifest
+from stac_coh.search.manifest import Manifest, Pair, manifest_from_bytes, read_manifest
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -176,7 +176,8 @@ def load_manifest(uri: str, *, s3_client: Any = None) -> Manifest:
             f"The manifest {uri} does not exist; was the run's prefix deleted? Submit again."
         ) from None
     try:
-        return Manifest.from_json(body.decode())
+        # A sharded manifest's head: its units and items are read on demand, by range.
+        return manifest_from_bytes(body, uri, s3_client=s3_client)
     except InputError:
         raise
     except (ValueError, KeyError, TypeError) as exc:
@@ -200,6 +201,8 @@ def finalize_run(
     manifest: Manifest | None = None,
     stac_api: str | None = None,
     session: Any = None,
+    geoparquet: bool = False,
+    pgstac: str | None = None,
 ) -> RunEnd:
     """The finalize job: :func:`stac_coh.pipeline.run.finish_run` for the run, logged."""
     end = finish_run(
@@ -209,6 +212,8 @@ def finalize_run(
         manifest=manifest,
         stac_api=stac_api,
         session=session,
+        geoparquet=geoparquet,
+        pgstac=pgstac,
     )
     counts = end.report["counts"] if end.report else {}
     log_event(

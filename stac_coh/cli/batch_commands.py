@@ -141,6 +141,7 @@ def submit_command(
     if dry_run:
         _print_plan(plan, targets, out)
         typer.echo(f"  weights  {_weights_spec(weights)}, uploaded to the run's weights/")
+        _print_tiling(pairs.pairs)
         return
     weights_path = _weights_for_workers(weights)
     batch, s3 = _clients()
@@ -252,6 +253,15 @@ def _print_plan(plan: RunPlan, targets: BatchTargets, out: str) -> None:
         f"{targets.finalize_job_definition}, after every worker job"
     )
     typer.echo(f"  manifest {out.rstrip('/')}/{run_key(plan.run_id, 'manifest.json')}")
+
+
+def _print_tiling(units: Any) -> None:
+    """How the work units (pair x tile) fall on the tile grid, and their sizes."""
+    from stac_coh.search.tiling import summarize_units
+
+    for line in summarize_units(units).lines():
+        typer.echo(f"  {line}")
+    typer.echo("  manifest sharded: each child reads only its units (by byte range)")
 
 
 def _print_record(record: RunRecord) -> None:

@@ -30,11 +30,19 @@ _FINALIZE_HELP = "\n\n".join(
         "OUT/reports/RUN_ID.json; --run-id instead gathers the per-pair outcomes workers "
         "recorded under OUT/reports/RUN_ID/pairs/. --stac-api upserts the collection and "
         "every item into a STAC API with the Transactions extension (POST, then PUT on 409).",
+        "Items are listed by small sub-catalogs of the MGRS tile grid (tile group, tile, "
+        "year), so no JSON grows with the run; memory stays bounded however many items. "
+        "For runs too big to browse as a static tree: --geoparquet writes every item to "
+        "OUT/COLLECTION/items.parquet (stac-geoparquet, listed as a collection asset), and "
+        "--pgstac DSN bulk-loads the collection and every item into a pgstac database "
+        "(upsert) that stac-fastapi-pgstac serves.",
         "Examples:",
         "  stac-coh finalize ./coherence",
         "  stac-coh finalize s3://my-bucket/coherence --report run.json",
         "  stac-coh finalize s3://my-bucket/coherence --run-id 2026-05-01-alps",
         "  stac-coh finalize ./coherence --stac-api http://localhost:8082",
+        "  stac-coh finalize s3://my-bucket/coherence --geoparquet",
+        "  stac-coh finalize s3://my-bucket/coherence --pgstac postgresql://user@db:5432/pgstac",
     )
 )
 
@@ -62,6 +70,16 @@ def finalize_command(
         None, "--public-url", help="HTTP(S) URL readers use for OUT (for self links)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    geoparquet: bool = typer.Option(
+        False, "--geoparquet", help="Also write every item to COLLECTION/items.parquet."
+    ),
+    pgstac: str | None = typer.Option(
+        None,
+        "--pgstac",
+        envvar="STAC_COH_PGSTAC_DSN",
+        metavar="DSN",
+        help="Bulk-load the collection and items into this pgstac database (upsert).",
+    ),
 ) -> None:
     """Run :func:`stac_coh.pipeline.run.finish_run` with settings from the environment."""
     from stac_coh.io.http import make_session
@@ -86,6 +104,8 @@ def finalize_command(
         run_id=run_id,
         stac_api=stac_api,
         session=session,
+        geoparquet=geoparquet,
+        pgstac=pgstac,
     )
     result = end.catalog
     if as_json:
@@ -99,6 +119,10 @@ def finalize_command(
         )
     if end.report_href:
         typer.echo(f"report: {end.report_href}")
+    if result.geoparquet_href:
+        typer.echo(f"geoparquet: {result.geoparquet_href}")
+    if result.pgstac_items is not None:
+        typer.echo(f"pgstac: {result.pgstac_items} items loaded")
 
 
 def _check_collection(store: Store, out: str, collection: str) -> None:

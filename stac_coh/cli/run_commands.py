@@ -88,6 +88,8 @@ def search_and_run_command(
         highlight=False,
         soft_wrap=True,
     )
+    for line in result.tiling.lines():  # work units = pair x tile of the fixed grid
+        console.print(line, highlight=False, soft_wrap=True)
     if json_out:
         from stac_coh.cli._run_ui import save_manifest_copy
 

@@ -65,8 +65,10 @@ def search_command(
     # With --json - the manifest owns standard output; everything else goes to stderr.
     console = Console(stderr=target is not None and target.kind == "stdout")
     console.print(pairs_table(result.manifest))
+    tiles = len({p.tile for p in result.manifest.pairs})
     console.print(
-        f"{result.n_items} items, {len(result.manifest.pairs)} pairs. {result.summary}",
+        f"{result.n_items} items, {result.n_pairs} pairs -> {len(result.manifest.pairs)} work "
+        f"units on {tiles} tiles. {result.summary}",
         highlight=False,
         soft_wrap=True,
     )
@@ -82,8 +84,8 @@ def search_command(
 
 
 def pairs_table(manifest: Manifest) -> Table:
-    """One row per pair of ``manifest``."""
-    table = Table(title=f"{len(manifest.pairs)} pairs in {manifest.source.collection}")
+    """One row per work unit (pair x tile) of ``manifest``."""
+    table = Table(title=f"{len(manifest.pairs)} work units in {manifest.source.collection}")
     for name, justify in (
         ("#", "right"),
         ("reference", "left"),
@@ -92,6 +94,7 @@ def pairs_table(manifest: Manifest) -> Table:
         ("direction", "left"),
         ("baseline", "right"),
         ("coverage", "right"),
+        ("tile", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for i, pair in enumerate(manifest.pairs):
@@ -103,6 +106,7 @@ def pairs_table(manifest: Manifest) -> Table:
             pair.reference.orbit_state[:4] + ".",
             f"{pair.baseline_days:.1f} d",
             f"{pair.coverage:.0%}",
+            (pair.tile or "").removeprefix("MGRS-"),
         )
     return table
 

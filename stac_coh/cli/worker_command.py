@@ -160,6 +160,19 @@ def finalize_command(
     stac_api: str | None = typer.Option(
         None, "--stac-api", envvar=ENV_STAC_API, help="STAC API root to upsert into."
     ),
+    geoparquet: bool = typer.Option(
+        False,
+        "--geoparquet",
+        envvar="STAC_COH_GEOPARQUET",
+        help="Also write every item to COLLECTION/items.parquet (stac-geoparquet).",
+    ),
+    pgstac: str | None = typer.Option(
+        None,
+        "--pgstac",
+        envvar="STAC_COH_PGSTAC_DSN",
+        metavar="DSN",
+        help="Bulk-load the collection and items into this pgstac database.",
+    ),
     verbose: int = _verbose_opt(),
 ) -> None:
     """Rebuild the collection and write the run report."""
@@ -169,7 +182,9 @@ def finalize_command(
     with StopSignals() as stop:
         stop.pair_started()  # finalize has no pairs: a stop request interrupts it anywhere
         code = _guarded(
-            lambda: _finalize(manifest, out, run_id, collection_id, stac_api, logs.context),
+            lambda: _finalize(
+                manifest, out, run_id, collection_id, stac_api, logs.context, geoparquet, pgstac
+            ),
             stop,
         )
     raise typer.Exit(code)
@@ -247,6 +262,8 @@ def _finalize(
     collection_id: str,
     stac_api: str | None,
     context: dict[str, Any],
+    geoparquet: bool = False,
+    pgstac: str | None = None,
 ) -> int:
     """Gather the outcomes, rebuild the collection, write the report, push."""
     from stac_coh.batch.plan import validate_run_id
@@ -272,6 +289,8 @@ def _finalize(
         manifest=manifest,
         stac_api=stac_api,
         session=session,
+        geoparquet=geoparquet,
+        pgstac=pgstac,
     )
     return EXIT_OK
 

@@ -164,6 +164,8 @@ def finish_run(
     stac_api: str | None = None,
     session: requests.Session | None = None,
     extra: Mapping[str, Any] | None = None,
+    geoparquet: bool = False,
+    pgstac: str | None = None,
 ) -> RunEnd:
     """Build the collection once from the store's items, then write the run report.
 
@@ -179,6 +181,8 @@ def finish_run(
         stac_api: STAC API root to upsert the collection and items into.
         session: HTTP session for the push.
         extra: Fields added to the report (e.g. ``{"interrupted": True}``).
+        geoparquet: Also write every item to ``<collection>/items.parquet``.
+        pgstac: PostgreSQL DSN to bulk-load the collection and items into.
     """
     if report is None and run_id is not None:
         entries = recorded_outcomes(store, run_id)
@@ -187,7 +191,14 @@ def finish_run(
         report = run_report(run_id, entries, started=started)
         if manifest is not None:
             report["manifest_pairs"] = len(manifest.pairs)
-    catalog = finalize(store, collection_id=collection_id, stac_api=stac_api, session=session)
+    catalog = finalize(
+        store,
+        collection_id=collection_id,
+        stac_api=stac_api,
+        session=session,
+        geoparquet=geoparquet,
+        pgstac=pgstac,
+    )
     if report is None:
         return RunEnd(catalog, None, None)
     body = {**report, **(extra or {})}

@@ -5,7 +5,9 @@ The layout in a store (all links relative, so the tree can be copied or served a
     catalog.json                              root catalog
     models/<model-id>/<model-id>.json         MLM item of the weights (when published)
     <collection-id>/collection.json           the collection
-    <collection-id>/<item-id>/<item-id>.json  one item per pair, assets beside it
+    <collection-id>/<item-id>/<item-id>.json  one item per work unit, assets beside it
+    <collection-id>/tiles/...                 the sub-catalogs listing the items by tile
+                                              group, tile and year (publish.layout)
 
 Folding is done on plain JSON dicts so a compare-and-swap loop can re-apply it to whatever
 version of the collection it reads; :func:`rebuild_collection` recomputes everything from
@@ -25,6 +27,7 @@ from stac_coh.constants import DEFAULT_COLLECTION_ID
 from stac_coh.io.cog import UINT8_UNIT
 from stac_coh.publish.extensions import INSAR, SCIENTIFIC, scientific_fields
 from stac_coh.publish.item import ASSETS
+from stac_coh.publish.layout import TILES_DIR, group_key, item_place
 from stac_coh.publish.render import COLORMAP_NAME
 
 __all__ = [
@@ -210,10 +213,13 @@ def set_self_link(
 
 
 def add_item_to_collection(collection: dict[str, Any], item: Mapping[str, Any]) -> bool:
-    """Fold one item in: its link, the extent, the summaries, the render; True if changed."""
+    """Fold one item in: the link to its tile group's catalog (which lists it through its
+    tile and year catalogs, see :mod:`stac_coh.publish.layout`), the extent, the
+    summaries, the render; True if changed."""
     before = repr((collection["links"], collection["extent"], collection.get("summaries")))
-    href = f"./{item['id']}/{item['id']}.json"
-    add_link(collection, "item", href, pystac.MediaType.GEOJSON, _title(item))
+    group = item_place(item)[0]
+    href = "./" + group_key(str(collection["id"]), group).split("/", 1)[1]
+    add_link(collection, "child", href, "application/json", f"Tiles {group}")
     _extend_extent(collection, item)
     _extend_summaries(collection.setdefault("summaries", {}), item)
     if "renders" not in collection:
@@ -224,21 +230,35 @@ def add_item_to_collection(collection: dict[str, Any], item: Mapping[str, Any]) 
 def rebuild_collection(
     collection: Mapping[str, Any], items: Iterable[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """A copy of ``collection`` whose item links, extent, summaries and renders come from
-    ``items`` alone (sorted by id; every other link kept)."""
+    """A copy of ``collection`` whose tile-group links, extent, summaries and renders come
+    from ``items`` alone (streamed once, in any order; every other link kept)."""
     rebuilt = dict(collection)
     rebuilt["stac_extensions"] = list(_COLLECTION_EXTENSIONS)  # drop retired schema URLs
-    rebuilt["links"] = [link for link in collection["links"] if link.get("rel") != "item"]
+    rebuilt["links"] = [link for link in collection["links"] if not _is_listing(link)]
     rebuilt["extent"] = {"spatial": {"bbox": []}, "temporal": {"interval": [list(_EMPTY_INTERVAL)]}}
     rebuilt["summaries"] = {}
     rebuilt.pop("renders", None)
-    for item in sorted(items, key=lambda i: str(i["id"])):
+    for item in items:
         add_item_to_collection(rebuilt, item)
+    kept = [link for link in rebuilt["links"] if not _is_listing(link)]
+    listing = sorted((link for link in rebuilt["links"] if _is_listing(link)), key=_href)
+    rebuilt["links"] = kept + listing
     if not rebuilt["extent"]["spatial"]["bbox"]:  # no item yet: a valid, honest extent
         rebuilt["extent"]["spatial"]["bbox"] = [[-180.0, -90.0, 180.0, 90.0]]
         rebuilt["extent"]["temporal"]["interval"] = [[_iso_now(), None]]
         rebuilt["renders"] = _renders({"assets": {}})
     return rebuilt
+
+
+def _is_listing(link: Mapping[str, Any]) -> bool:
+    """Links the items decide: item links (older flat layout) and tile-group children."""
+    rel, href = link.get("rel"), str(link.get("href", ""))
+    return rel == "item" or (rel == "child" and href.startswith(f"./{TILES_DIR}/"))
+
+
+def _href(link: Mapping[str, Any]) -> str:
+    """A link's href (sort key)."""
+    return str(link.get("href", ""))
 
 
 def _link(rel: str, href: str, media_type: str, title: str | None = None) -> dict[str, Any]:

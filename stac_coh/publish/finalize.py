@@ -1,19 +1,21 @@
-"""Finalize a catalog: rebuild the collection from its items, link the catalog, push.
+"""Finalize a catalog: rebuild the listings from the items, link the catalog, export, push.
 
-Publishers write items only; the collection is built once, here, at the end of a run (the
-local run's last step, or the Batch finalize job). ``finalize`` lists the item JSONs
-actually in the store (the source of truth: an item exists only once complete) and
-rewrites links, extent and summaries from them alone, so after it every item is listed
-exactly once. It is safe to run while publishers still write (it compare-and-swaps) and
-to run again.
+Publishers write items only; the listings are built here, at the end of a run (the local
+run's last step, or the Batch finalize job). ``finalize`` streams the item JSONs actually
+in the store (the source of truth: an item exists only once complete) and rewrites the
+sub-catalogs (:mod:`stac_coh.publish.layout`) and the collection's extent and summaries
+from them alone, in memory bounded by a chunk of items (:mod:`stac_coh.publish.rebuild`),
+so after it every item is listed exactly once. It can also write a stac-geoparquet file of
+all items and bulk-load them into pgstac (:mod:`stac_coh.publish.exports`), for runs too
+big to browse as a static tree. It is safe to run while publishers still write (it
+compare-and-swaps) and to run again.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,22 +27,18 @@ from stac_coh.publish.collection import (
     CATALOG_KEY,
     DEFAULT_COLLECTION_ID,
     add_link,
-    build_collection,
     build_root_catalog,
     collection_key,
-    is_item_key,
-    rebuild_collection,
     set_self_link,
 )
+from stac_coh.publish.exports import GEOPARQUET_MEDIA_TYPE, GeoparquetExport, PgstacExport
 from stac_coh.publish.pair import GEOJSON, JSON, cas_update_json
+from stac_coh.publish.rebuild import iter_item_keys, iter_items, rebuild_listings
 from stac_coh.publish.stac_api import PushResult, push_collection
 
 __all__ = ["FinalizeResult", "finalize"]
 
 log = logging.getLogger(__name__)
-
-_ATTEMPTS = 20
-_READERS = 16
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,10 @@ class FinalizeResult:
     """Overall temporal extent."""
     pushed: PushResult | None = None
     """What the STAC API push did, if asked for."""
+    geoparquet_href: str | None = None
+    """The stac-geoparquet file of all items, if written."""
+    pgstac_items: int | None = None
+    """Items bulk-loaded into pgstac, if asked for."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (for ``--json`` output and the run report)."""
@@ -73,66 +75,65 @@ def finalize(
     collection_id: str = DEFAULT_COLLECTION_ID,
     stac_api: str | None = None,
     session: requests.Session | None = None,
+    geoparquet: bool = False,
+    pgstac: str | None = None,
 ) -> FinalizeResult:
-    """Rebuild the collection from the items in ``store``; optionally push to a STAC API.
+    """Rebuild the listings from the items in ``store``; optionally export and push.
 
     Args:
         store: The catalog's store.
         collection_id: Collection to rebuild.
         stac_api: STAC API root to upsert the collection and items into.
         session: HTTP session for the push (default: :func:`stac_coh.io.http.make_session`).
+        geoparquet: Also write every item into ``<collection>/items.parquet``.
+        pgstac: PostgreSQL DSN of a pgstac database to bulk-load the collection and items
+            into (upsert).
     """
     ckey = collection_key(collection_id)
-    items: dict[str, dict[str, Any]] = {}
-    collection = _rebuild(store, collection_id, items)
+    exports: list[Callable[[str, dict[str, Any]], None]] = []
+    parquet = GeoparquetExport(store, f"{collection_id}/items.parquet") if geoparquet else None
+    loader = PgstacExport(store, pgstac) if pgstac else None
+    exports += [e for e in (parquet, loader) if e is not None]
+    rebuilt = rebuild_listings(store, collection_id, exports)
+    collection = rebuilt.collection
+    parquet_href = parquet.finish() if parquet else None
+    if parquet_href:
+        collection = _add_mirror_asset(store, ckey)
     _update_catalog(store, [("child", f"./{ckey}", JSON, collection_id), *_model_links(store)])
     extent = collection["extent"]
     result = FinalizeResult(
         collection_id=collection_id,
         collection_key=ckey,
         collection_href=store.href_for(ckey),
-        items=len(items),
-        bbox=extent["spatial"]["bbox"][0] if items else None,
+        items=rebuilt.items,
+        bbox=extent["spatial"]["bbox"][0] if rebuilt.items else None,
         interval=extent["temporal"]["interval"][0],
+        geoparquet_href=parquet_href,
+        pgstac_items=loader.finish(collection) if loader else None,
     )
-    log.info("finalized %s: %d items", result.collection_href, len(items))
+    log.info("finalized %s: %d items", result.collection_href, rebuilt.items)
     if stac_api:
-        result = _push(store, stac_api, collection, items, result, session)
+        result = _push(store, stac_api, collection, result, session)
     return result
 
 
-def _rebuild(store: Store, collection_id: str, items: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Compare-and-swap the rebuilt collection in; re-list when a publisher got in between."""
-    ckey = collection_key(collection_id)
-    rebuilt: dict[str, Any] = {}
+def _add_mirror_asset(store: Store, ckey: str) -> dict[str, Any]:
+    """List the stac-geoparquet file as a collection asset; the collection as written."""
+    asset = {
+        "href": "./items.parquet",
+        "type": GEOPARQUET_MEDIA_TYPE,
+        "title": "Every item of the collection (stac-geoparquet)",
+        "roles": ["collection-mirror"],
+    }
 
     def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        nonlocal rebuilt
-        _read_new_items(store, collection_id, items)
-        base = (
-            copy.deepcopy(current)
-            if current
-            else build_collection(collection_id, self_href=store.self_href(ckey))
-        )
-        rebuilt = rebuild_collection(base, items.values())
-        set_self_link(rebuilt, store.self_href(ckey))
-        return None if rebuilt == current else rebuilt
+        if current is None or current.get("assets", {}).get("geoparquet") == asset:
+            return None
+        current.setdefault("assets", {})["geoparquet"] = asset
+        return current
 
-    if not cas_update_json(store, ckey, fold, attempts=_ATTEMPTS):
-        raise ConflictError(
-            f"{store.url_for(ckey)} kept changing while finalize rebuilt it; run finalize "
-            "again when the publishers are done."
-        )
-    return rebuilt
-
-
-def _read_new_items(store: Store, collection_id: str, items: dict[str, dict[str, Any]]) -> None:
-    """Add every item JSON in the store not read yet (in parallel: S3 GETs are slow)."""
-    keys = [k for k in store.list(f"{collection_id}/") if is_item_key(collection_id, k)]
-    missing = [k for k in keys if k not in items]
-    with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        for key, body in zip(missing, pool.map(lambda k: store.get(k).data, missing), strict=True):
-            items[key] = json.loads(body)
+    cas_update_json(store, ckey, fold)
+    return dict(json.loads(store.get(ckey).data))
 
 
 def _update_catalog(store: Store, links: list[tuple[str, str, str, str | None]]) -> None:
@@ -167,18 +168,18 @@ def _push(
     store: Store,
     api_url: str,
     collection: dict[str, Any],
-    items: dict[str, dict[str, Any]],
     result: FinalizeResult,
     session: requests.Session | None,
 ) -> FinalizeResult:
-    """Upsert the collection and items into the STAC API."""
+    """Upsert the collection and items into the STAC API (items streamed from the store)."""
     from stac_coh.io.http import make_session
 
     session = session or make_session()
+    keys = iter_item_keys(store, result.collection_id)
     pushed = push_collection(
         api_url,
         collection,
-        ((item, store.href_for(key)) for key, item in sorted(items.items())),
+        ((item, store.href_for(key)) for key, item in iter_items(store, keys)),
         collection_href=result.collection_href,
         session=session,
     )

@@ -47,6 +47,7 @@ from stac_coh.search.manifest import Pair
 
 __all__ = [
     "ASSETS",
+    "GRID_SCHEMA_URL",
     "MODEL_REL",
     "AssetSpec",
     "ItemInputs",
@@ -54,6 +55,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+GRID_SCHEMA_URL = "https://stac-extensions.github.io/grid/v1.1.0/schema.json"
+"""``grid:code``: the tile of the fixed output grid the item lies on (``MGRS-33UXP``)."""
 
 CENTER_FREQUENCY_GHZ = 5.405
 """Sentinel-1 C-SAR centre frequency."""
@@ -161,6 +165,9 @@ def build_item(pair: Pair, inputs: ItemInputs) -> pystac.Item:
         properties.update(group.build(pair, inputs))
         if group.schema:
             schemas.append(group.schema)
+    if pair.tile:  # the tile of the fixed output grid the unit lies on
+        properties["grid:code"] = pair.tile
+        schemas.append(GRID_SCHEMA_URL)
     item = pystac.Item(
         id=pair.id,
         geometry=geometry,

@@ -6,10 +6,12 @@ The protocol, safe for hundreds of concurrent publishers on one store:
 2. Write every asset (unconditional: assets without an item are orphans a re-run replaces).
 3. Write the item JSON last, create-only; its presence means the pair is done. Losing the
    create race means another publisher finished the same pair: skip.
-4. Fold the item into the collection (and the collection into the root catalog) with a
-   compare-and-swap loop, so the catalog is browsable while a run goes on. A publisher
-   that gives up or dies here loses nothing: ``finalize`` rebuilds links, extent and
-   summaries from the items themselves, and any re-run of the pair folds it in again.
+4. List the item in its year catalog (:mod:`stac_coh.publish.layout`), make sure the tile,
+   tile group, collection and root catalog lead to it, and fold it into the collection's
+   extent and summaries, each with a compare-and-swap loop, so the catalog is browsable
+   while a run goes on. A publisher that gives up or dies here loses nothing: ``finalize``
+   rebuilds every listing from the items themselves, and any re-run of the pair folds it
+   in again.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ from stac_coh.publish.collection import (
     item_key,
 )
 from stac_coh.publish.item import ASSETS, ItemInputs, build_item
+from stac_coh.publish.layout import (
+    build_subcatalog,
+    group_key,
+    item_href_from_year,
+    item_parent_href,
+    item_place,
+    tile_key,
+    year_key,
+)
 from stac_coh.publish.links import HrefResolver, public_href, relative_key
 from stac_coh.publish.model_item import (
     build_model_item,
@@ -59,6 +70,7 @@ __all__ = [
     "cas_update_json",
     "ensure_catalog_links",
     "ensure_model_item",
+    "list_in_subcatalogs",
     "publish_pair",
     "register_item",
     "tree_href",
@@ -201,7 +213,7 @@ def _item_json(item: pystac.Item, store: Store, ikey: str) -> dict[str, Any]:
     data["links"] = [
         *([{"rel": "self", "href": self_href, "type": GEOJSON}] if self_href else []),
         {"rel": "root", "href": "../../catalog.json", "type": JSON},
-        {"rel": "parent", "href": "../collection.json", "type": JSON},
+        {"rel": "parent", "href": item_parent_href(data), "type": JSON},
         {"rel": "collection", "href": "../collection.json", "type": JSON},
         *[link for link in data["links"] if link.get("rel") not in structural],
     ]
@@ -220,10 +232,14 @@ def _skipped(
 def register_item(
     store: Store, collection_id: str, item: Mapping[str, Any], *, attempts: int = CAS_ATTEMPTS
 ) -> bool:
-    """Fold ``item`` into the collection (creating it and the root catalog as needed).
+    """List ``item`` in its year catalog and fold it into the collection (creating the
+    sub-catalogs, the collection and the root catalog as needed).
 
     Returns False if every compare-and-swap attempt lost its race; ``finalize`` repairs that.
     """
+    if not list_in_subcatalogs(store, collection_id, item, attempts=attempts):
+        log.warning("could not list %s in its tile catalogs; run `stac-coh finalize`", item["id"])
+        return False
     ckey = collection_key(collection_id)
 
     def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -237,6 +253,43 @@ def register_item(
     return ensure_catalog_links(
         store, [("child", f"./{collection_id}/collection.json", JSON, collection_id)]
     )
+
+
+def list_in_subcatalogs(
+    store: Store, collection_id: str, item: Mapping[str, Any], *, attempts: int = CAS_ATTEMPTS
+) -> bool:
+    """Add the item's link to its year catalog and the year/tile links above it."""
+    place = item_place(item)
+    group, tile, year = place
+    title = str(item.get("properties", {}).get("title") or "") or None
+    steps = [
+        (
+            year_key(collection_id, place),
+            "year",
+            ("item", item_href_from_year(item["id"]), GEOJSON, title),
+        ),
+        (
+            tile_key(collection_id, group, tile),
+            "tile",
+            ("child", f"./{year}/catalog.json", JSON, year),
+        ),
+        (group_key(collection_id, group), "group", ("child", f"./{tile}/catalog.json", JSON, tile)),
+    ]
+    for key, level, link in steps:
+
+        def fold(
+            current: dict[str, Any] | None,
+            key: str = key,
+            level: str = level,
+            link: tuple[str, str, str, str | None] = link,
+        ) -> dict[str, Any] | None:
+            doc = current or build_subcatalog(collection_id, level, place, store.self_href(key))
+            changed = add_link(doc, *link)
+            return doc if changed or current is None else None
+
+        if not cas_update_json(store, key, fold, attempts):
+            return False
+    return True
 
 
 def ensure_catalog_links(

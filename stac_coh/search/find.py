@@ -13,6 +13,7 @@ from stac_coh.search.manifest import Manifest
 from stac_coh.search.pairing import find_pairs, format_rejections
 from stac_coh.search.query import SearchQuery
 from stac_coh.search.sources import Source
+from stac_coh.search.tiling import TilingSummary, summarize_units
 
 __all__ = ["SearchQuery", "SearchResult", "search_pairs"]
 
@@ -33,6 +34,13 @@ class SearchResult:
     """The query searched."""
     truncated: bool = False
     """The search stopped at ``max_items``: more items (and pairs) may exist."""
+    n_pairs: int = 0
+    """Pairs of acquisitions found; the manifest lists their work units (pair x tile)."""
+
+    @property
+    def tiling(self) -> TilingSummary:
+        """How the pairs fall on the tile grid (units, tiles, sizes)."""
+        return summarize_units(self.manifest.pairs)
 
     @property
     def summary(self) -> str:
@@ -81,8 +89,16 @@ def search_pairs(source: Source, query: SearchQuery) -> SearchResult:
         created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         software=f"stac-coh {__version__}",
     )
-    log.info("%d items -> %d pairs from %s", len(items), len(result.pairs), where)
-    return SearchResult(manifest, result.rejected, len(items), query, truncated)
+    log.info(
+        "%d items -> %d pairs -> %d work units from %s",
+        len(items),
+        len(result.pass_pairs),
+        len(result.pairs),
+        where,
+    )
+    return SearchResult(
+        manifest, result.rejected, len(items), query, truncated, len(result.pass_pairs)
+    )
 
 
 def _what_to_try(items: list[dict], query: SearchQuery, rejected: dict[str, int]) -> str:

@@ -2,13 +2,20 @@
 
 A manifest names the query that produced it, the source to read from, every STAC item it
 uses (by canonical, unsigned href, with the item JSON embedded so a worker never has to
-search again) and the pairs to process, each with the grid to process it on.
+search again) and the work units to process: pairs restricted to one tile of the fixed
+tile grid, each with the grid to process it on.
+
+The contracts here are frozen dataclasses; the JSON edge (parsing, validation, JSON
+Schema) is :mod:`stac_coh.search.manifest_models`. A Batch run's manifest is sharded
+(:mod:`stac_coh.search.shards`): :func:`read_manifest` then returns a manifest whose
+pairs and items are read on demand, so a child reads only its share.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +23,14 @@ from typing import Any
 
 from stac_coh.grid import OutputGrid
 from stac_coh.io.hrefs import resolved_hrefs
+from stac_coh.search.manifest_models import (
+    MANIFEST_V1,
+    MANIFEST_V2,
+    AcquisitionModel,
+    ManifestModel,
+    PairModel,
+    SourceModel,
+)
 
 __all__ = [
     "MANIFEST_SCHEMA_VERSION",
@@ -23,13 +38,15 @@ __all__ = [
     "Manifest",
     "Pair",
     "SourceSpec",
+    "manifest_from_bytes",
     "pair_id",
     "read_manifest",
     "write_manifest",
 ]
 
-MANIFEST_SCHEMA_VERSION = "stac-coh/manifest/1"
-"""Bumped whenever a reader of an older manifest would misread a newer one."""
+MANIFEST_SCHEMA_VERSION = MANIFEST_V2
+"""Bumped whenever a reader of an older manifest would misread a newer one (2: work
+units name their tile; version 1 manifests are still read)."""
 
 
 @dataclass(frozen=True)
@@ -55,30 +72,12 @@ class Acquisition:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""
-        return {
-            "platform": self.platform,
-            "datetime": _iso(self.datetime),
-            "item_ids": list(self.item_ids),
-            "relative_orbit": self.relative_orbit,
-            "orbit_state": self.orbit_state,
-            "instrument_mode": self.instrument_mode,
-            "absolute_orbit": self.absolute_orbit,
-            "datatake_id": self.datatake_id,
-        }
+        return AcquisitionModel.of(self).model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Acquisition:
         """Parse the manifest's JSON form."""
-        return cls(
-            platform=data["platform"],
-            datetime=datetime.fromisoformat(data["datetime"]),
-            item_ids=tuple(data["item_ids"]),
-            relative_orbit=int(data["relative_orbit"]),
-            orbit_state=data["orbit_state"],
-            instrument_mode=data["instrument_mode"],
-            absolute_orbit=data.get("absolute_orbit"),
-            datatake_id=data.get("datatake_id"),
-        )
+        return AcquisitionModel.model_validate(data).contract()
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,11 @@ class Pair:
     """Where output pixels lie."""
     coverage: float = 1.0
     """Share of the imaged part of the area that both acquisitions cover:
-    area(aoi ∩ ref ∩ sec) / area(aoi ∩ (ref ∪ sec)) (see ``stac_coh.search.pairing``)."""
+    area(aoi ∩ ref ∩ sec) / area(aoi ∩ (ref ∪ sec)) (see ``stac_coh.search.pairing``), over
+    the pair's whole area (not only this unit's tile)."""
+    tile: str | None = None
+    """``grid:code`` of the tile this unit lies on (``MGRS-33UXP``); ``None`` for a pair
+    planned without the tile grid (version 1 manifests)."""
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -115,30 +118,12 @@ class Pair:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""
-        return {
-            "id": self.id,
-            "reference": self.reference.to_dict(),
-            "secondary": self.secondary.to_dict(),
-            "polarization": self.polarization,
-            "baseline_days": self.baseline_days,
-            "aoi": self.aoi,
-            "grid": self.grid.to_dict(),
-            "coverage": self.coverage,
-        }
+        return PairModel.of(self).model_dump(mode="json", exclude_none=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pair:
         """Parse the manifest's JSON form."""
-        return cls(
-            id=data["id"],
-            reference=Acquisition.from_dict(data["reference"]),
-            secondary=Acquisition.from_dict(data["secondary"]),
-            polarization=data["polarization"],
-            baseline_days=float(data["baseline_days"]),
-            aoi=data["aoi"],
-            grid=OutputGrid.from_dict(data["grid"]),
-            coverage=float(data.get("coverage", 1.0)),
-        )
+        return PairModel.model_validate(data).contract()
 
 
 @dataclass(frozen=True)
@@ -158,24 +143,12 @@ class SourceSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""
-        return {
-            "kind": self.kind,
-            "url": self.url,
-            "collection": self.collection,
-            "asset_keys": dict(self.asset_keys),
-            "options": dict(self.options),
-        }
+        return SourceModel.of(self).model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
         """Parse the manifest's JSON form."""
-        return cls(
-            kind=data["kind"],
-            url=data["url"],
-            collection=data["collection"],
-            asset_keys=dict(data.get("asset_keys", {})),
-            options=dict(data.get("options", {})),
-        )
+        return SourceModel.model_validate(data).contract()
 
 
 @dataclass(frozen=True)
@@ -186,10 +159,12 @@ class Manifest:
     """Where to read the items' assets."""
     query: dict[str, Any]
     """The search that produced the pairs (bbox/aoi, dates, filters), for provenance."""
-    pairs: tuple[Pair, ...]
-    """Pairs to process; a worker takes a slice of them by index."""
-    items: dict[str, dict[str, Any]]
-    """Item id -> STAC item JSON with unsigned hrefs (what the loader reads)."""
+    pairs: Sequence[Pair]
+    """Work units to process; a worker takes a slice of them by index. A tuple, or for a
+    sharded manifest a sequence that reads units on demand."""
+    items: Mapping[str, dict[str, Any]]
+    """Item id -> STAC item JSON with unsigned hrefs (what the loader reads); for a sharded
+    manifest, the items of the units read so far."""
     created: str = ""
     """RFC 3339 creation time."""
     software: str = ""
@@ -206,7 +181,7 @@ class Manifest:
             "query": self.query,
             "source": self.source.to_dict(),
             "pairs": [p.to_dict() for p in self.pairs],
-            "items": self.items,
+            "items": dict(self.items),
         }
 
     def to_json(self) -> str:
@@ -216,31 +191,40 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         """Parse and check the version of a manifest's JSON form (hrefs unsigned)."""
+        from pydantic import ValidationError
+
+        from stac_coh.errors import InputError
         from stac_coh.io.signing import unsigned_item
 
         if not isinstance(data, dict):
-            from stac_coh.errors import InputError
-
             raise InputError(
                 f"This is not a stac-coh manifest: it holds a JSON {type(data).__name__}, not "
                 "an object with schema_version, source and pairs. Write one with "
                 "`stac-coh search ... --json FILE`."
             )
         version = data.get("schema_version")
-        if version != MANIFEST_SCHEMA_VERSION:
-            from stac_coh.errors import InputError
-
+        if version not in (MANIFEST_V1, MANIFEST_V2):
             raise InputError(
                 f"Manifest schema_version is {version!r}, this stac-coh reads "
-                f"{MANIFEST_SCHEMA_VERSION!r}; regenerate it with `stac-coh search --json`."
+                f"{MANIFEST_V1!r} and {MANIFEST_V2!r}; regenerate it with "
+                "`stac-coh search --json`."
             )
+        try:
+            model = ManifestModel.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "/".join(str(p) for p in first["loc"])
+            raise InputError(
+                f"The manifest is invalid at {where}: {first['msg']} ({exc.error_count()} "
+                "errors); regenerate it with `stac-coh search --json`."
+            ) from None
         return cls(
-            source=SourceSpec.from_dict(data["source"]),
-            query=data.get("query", {}),
-            pairs=tuple(Pair.from_dict(p) for p in data["pairs"]),
-            items={k: unsigned_item(v) for k, v in (data.get("items") or {}).items()},
-            created=data.get("created", ""),
-            software=data.get("software", ""),
+            source=model.source.contract(),
+            query=model.query,
+            pairs=tuple(p.contract() for p in model.pairs),
+            items={k: unsigned_item(v) for k, v in model.items.items()},
+            created=model.created,
+            software=model.software,
         )
 
     @classmethod
@@ -264,8 +248,9 @@ def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
         else:
             body = Path(text).read_text()
-        # Local paths are stored relative to the manifest (see write_manifest).
-        return Manifest.from_dict(resolved_hrefs(json.loads(body), text))
+        return manifest_from_bytes(
+            body.encode() if isinstance(body, str) else body, text, s3_client=s3_client
+        )
     except InputError as exc:
         raise InputError(f"{text}: {exc}") from None  # name the file at fault
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -275,6 +260,19 @@ def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
         ) from None
     except Exception as exc:  # botocore ClientError and friends
         raise InputError(f"Cannot read the manifest {text}: {exc}.") from None
+
+
+def manifest_from_bytes(body: bytes, uri: str, *, s3_client: Any = None) -> Manifest:
+    """Parse a manifest read from ``uri``: a whole one, or the head of a sharded one (whose
+    units and items are then read from beside it, on demand)."""
+    from stac_coh.search.shard_reader import open_sharded_manifest
+    from stac_coh.search.shards import is_sharded_head
+
+    data = json.loads(body)
+    if is_sharded_head(data):
+        return open_sharded_manifest(uri, data, s3_client=s3_client)
+    # Local paths are stored relative to the manifest (see write_manifest).
+    return Manifest.from_dict(resolved_hrefs(data, uri))
 
 
 def write_manifest(manifest: Manifest, uri: str | Path, *, s3_client: Any = None) -> str:
@@ -314,10 +312,12 @@ def pair_id(
     secondary: Acquisition,
     polarization: str,
     grid: OutputGrid,
+    tile: str | None = None,
 ) -> str:
-    """Deterministic pair id: platforms, track, both dates, polarisation, grid hash.
+    """Deterministic work-unit id: platforms, track, both dates, polarisation, tile, grid hash.
 
-    Example: ``S1A-S1C_R165D_20260417_20260429_VV_3f9c2a1b``.
+    Example: ``S1A-S1C_R165D_20260417_20260429_VV_43PGQ_3f9c2a1b`` (without a tile, as
+    version 1 manifests had it: ``S1A-S1C_R165D_20260417_20260429_VV_3f9c2a1b``).
     """
     platforms = "-".join(
         sorted({_platform_code(reference.platform), _platform_code(secondary.platform)})
@@ -329,7 +329,8 @@ def pair_id(
             [grid.crs, [round(v, 6) for v in grid.transform], grid.width, grid.height],
         ).encode()
     ).hexdigest()[:8]
-    return f"{platforms}_{track}_{dates}_{polarization.upper()}_{digest}"
+    where = f"{tile}_" if tile else ""
+    return f"{platforms}_{track}_{dates}_{polarization.upper()}_{where}{digest}"
 
 
 def _platform_code(platform: str) -> str:

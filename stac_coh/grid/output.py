@@ -1,4 +1,8 @@
-"""The processing grid: where output pixels lie (CRS, affine transform, shape)."""
+"""The processing grid of one work unit: where output pixels lie (CRS, affine, shape).
+
+A thin, frozen, JSON-friendly contract over odc-geo's ``GeoBox``: the manifest stores it,
+the loaders and the inference engine read windows of it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from affine import Affine
+from odc.geo.geobox import GeoBox
 from rasterio.crs import CRS
 
 __all__ = ["OutputGrid", "PairReader"]
@@ -53,19 +58,33 @@ class OutputGrid:
         right, bottom = a * (self.width, self.height)
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
 
+    @property
+    def geobox(self) -> GeoBox:
+        """The grid as an odc-geo ``GeoBox`` (what odc-stac loads onto)."""
+        return GeoBox((self.height, self.width), self.affine, self.crs)
+
+    @classmethod
+    def from_geobox(cls, geobox: GeoBox) -> OutputGrid:
+        """The grid of an odc-geo ``GeoBox``."""
+        crs = geobox.crs
+        epsg = crs.epsg if crs is not None else None
+        text = f"EPSG:{epsg}" if epsg else str(crs.to_wkt() if crs is not None else "")
+        transform = tuple(float(v) for v in tuple(geobox.affine)[:6])
+        return cls(text, transform, int(geobox.width), int(geobox.height))  # type: ignore[arg-type]
+
     @classmethod
     def from_bounds(
         cls, crs: str, bounds: tuple[float, float, float, float], resolution: float
     ) -> OutputGrid:
-        """Grid covering ``bounds`` with square pixels, snapped outward to the resolution."""
-        import math
+        """Grid covering ``bounds`` with square pixels, snapped outward to the resolution.
 
-        left, bottom, right, top = bounds
-        left = math.floor(left / resolution) * resolution
-        top = math.ceil(top / resolution) * resolution
-        width = max(1, math.ceil((right - left) / resolution - 1e-9))
-        height = max(1, math.ceil((top - bottom) / resolution - 1e-9))
-        return cls(crs, (resolution, 0.0, left, 0.0, -resolution, top), width, height)
+        Pixel edges lie on multiples of ``resolution`` from the CRS origin: every grid of
+        one CRS and resolution shares one pixel lattice.
+        """
+        geobox = GeoBox.from_bbox(bounds, crs, resolution=resolution, tol=1e-9)
+        transform = tuple(float(v) for v in tuple(geobox.affine)[:6])
+        width, height = max(1, int(geobox.width)), max(1, int(geobox.height))
+        return cls(crs, transform, width, height)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""

@@ -205,7 +205,7 @@ CHILD = (
     HWM
     + """
 import sys
-from stac_coh.search.manifest import read_manifest
+from stac_coh.search.manifest_io import read_manifest
 head, child, per_job = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 manifest = read_manifest(head)
 share = range(child * per_job, min((child + 1) * per_job, len(manifest.pairs)))
@@ -284,7 +284,7 @@ def plan(work: Path, days: int) -> tuple[Path, Path, int, float, str]:
         flush=True,
     )
     # The same run a tenth the size: its first units (same pairs, fewer of them).
-    reread = __import__("stac_coh.search.manifest", fromlist=["read_manifest"]).read_manifest(
+    reread = __import__("stac_coh.search.manifest_io", fromlist=["read_manifest"]).read_manifest(
         work / "full" / "manifest.json"
     )
     n_small = full.units // 10

@@ -29,7 +29,7 @@ _EXPORTS = {
     "open_source": "stac_coh.search.sources",
     "SearchQuery": "stac_coh.search.query",
     "search_pairs": "stac_coh.search.find",
-    "read_manifest": "stac_coh.search.manifest",
+    "read_manifest": "stac_coh.search.manifest_io",
     "build_predictor": "stac_coh.infer.predictors",
     "predict_array": "stac_coh.infer.engine",
     "predict_to_cogs": "stac_coh.infer.engine",
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from stac_coh.pipeline.run import execute_run, finish_run
     from stac_coh.pipeline.runner import PairProcessor, ProcessOptions
     from stac_coh.search.find import search_pairs
-    from stac_coh.search.manifest import read_manifest
+    from stac_coh.search.manifest_io import read_manifest
     from stac_coh.search.query import SearchQuery
     from stac_coh.search.sources import open_source
 

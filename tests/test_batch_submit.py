@@ -28,7 +28,8 @@ from stac_coh.batch import (
 )
 from stac_coh.cli import app
 from stac_coh.errors import BatchError, ConflictError, InputError
-from stac_coh.search.manifest import Manifest, read_manifest
+from stac_coh.search.manifest import Manifest
+from stac_coh.search.manifest_io import read_manifest
 from stac_coh.search.shards import SHARDED_SCHEMA_VERSION
 from tests.fake_manifest import fake_manifest
 from tests.services import MotoServer, run_moto_server

@@ -110,7 +110,7 @@ def test_cli_search_against_the_api_writes_the_manifest_to_s3(api, aws_env):
     from typer.testing import CliRunner
 
     from stac_coh.cli import app
-    from stac_coh.search.manifest import read_manifest
+    from stac_coh.search.manifest_io import read_manifest
 
     boto3.client("s3").create_bucket(Bucket="manifests")
     uri = "s3://manifests/runs/bengaluru.json"
@@ -132,7 +132,7 @@ def test_cli_search_against_the_api_writes_the_manifest_to_s3(api, aws_env):
 
 
 def test_reading_a_missing_manifest_is_a_clear_error(aws_env):
-    from stac_coh.search.manifest import read_manifest
+    from stac_coh.search.manifest_io import read_manifest
 
     with pytest.raises(InputError, match=r"Cannot read the manifest s3://nobucket/m\.json"):
         read_manifest("s3://nobucket/m.json")

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stac_coh.cli import app, main
-from stac_coh.search.manifest import read_manifest
+from stac_coh.search.manifest_io import read_manifest
 from tests.stac_data import ES_GRD, STAC, VALID_PAIRS
 
 runner = CliRunner()

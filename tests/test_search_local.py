@@ -10,12 +10,8 @@ import pytest
 from stac_coh.errors import InputError, NoPairsError, SearchError
 from stac_coh.search.find import search_pairs
 from stac_coh.search.local_source import LocalSource
-from stac_coh.search.manifest import (
-    MANIFEST_SCHEMA_VERSION,
-    Manifest,
-    read_manifest,
-    write_manifest,
-)
+from stac_coh.search.manifest import MANIFEST_SCHEMA_VERSION, Manifest
+from stac_coh.search.manifest_io import read_manifest, write_manifest
 from stac_coh.search.query import SearchQuery
 from stac_coh.search.sources import open_source
 from tests.stac_data import ES_GRD, PC_GRD, STAC, VALID_PAIRS, items, rtc_items

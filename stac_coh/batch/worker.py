@@ -31,7 +31,8 @@ from stac_coh.pipeline.run import RunEnd, RunProgress, execute_run, finish_run
 from stac_coh.pipeline.runner import PairOutcome, PairProcessor, failure_is_transient
 from stac_coh.pipeline.signals import StopSignals
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID
-from stac_coh.search.manifest import Manifest, Pair, manifest_from_bytes, read_manifest
+from stac_coh.search.manifest import Manifest, Pair
+from stac_coh.search.manifest_io import manifest_from_bytes, read_manifest
 
 __all__ = [
     "EXIT_BAD_INPUT",

@@ -183,7 +183,7 @@ def _fmt(value: float | None) -> str:
 def save_manifest_copy(manifest: Manifest, path: str) -> str:
     """Write ``manifest`` where the user asked (``--json``: a path or s3://)."""
     from stac_coh.errors import InputError
-    from stac_coh.search.manifest import write_manifest
+    from stac_coh.search.manifest_io import write_manifest
 
     if path.strip() == "-":
         raise InputError(

@@ -182,7 +182,7 @@ def status_command(
 
 def _pairs_to_submit(search: SearchOptions, manifest: str | None) -> Manifest:
     """The manifest given with --manifest, or the result of the search options."""
-    from stac_coh.search.manifest import read_manifest
+    from stac_coh.search.manifest_io import read_manifest
 
     if manifest is None:
         result = search.run()

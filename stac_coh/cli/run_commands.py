@@ -115,7 +115,7 @@ def run_command_(
     processing: ProcessingChoices,
 ) -> None:
     """Process pairs of a manifest."""
-    from stac_coh.search.manifest import read_manifest
+    from stac_coh.search.manifest_io import read_manifest
 
     if index and all_pairs:
         raise InputError("Give --index or --all, not both.")

@@ -77,7 +77,7 @@ def search_command(
             f"[yellow]Stopped at --limit {search.limit} items: raise it to see every pair.",
         )
     if target is not None:
-        from stac_coh.search.manifest import write_manifest
+        from stac_coh.search.manifest_io import write_manifest
 
         where = write_manifest(result.manifest, target.location)
         console.print(f"Manifest: {where}", highlight=False, soft_wrap=True)

@@ -6,9 +6,10 @@ search again) and the work units to process: pairs restricted to one tile of the
 tile grid, each with the grid to process it on.
 
 The contracts here are frozen dataclasses; the JSON edge (parsing, validation, JSON
-Schema) is :mod:`stac_coh.search.manifest_models`. A Batch run's manifest is sharded
-(:mod:`stac_coh.search.shards`): :func:`read_manifest` then returns a manifest whose
-pairs and items are read on demand, so a child reads only its share.
+Schema) is :mod:`stac_coh.search.manifest_models`; reading and writing files is
+:mod:`stac_coh.search.manifest_io`. A Batch run's manifest is sharded
+(:mod:`stac_coh.search.shards`), and then read with its pairs and items on demand, so a
+child reads only its share.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from stac_coh.grid import OutputGrid
-from stac_coh.io.hrefs import resolved_hrefs
 from stac_coh.search.manifest_models import (
     MANIFEST_V1,
     MANIFEST_V2,
     AcquisitionModel,
+    GridModel,
     ManifestModel,
     PairModel,
     SourceModel,
@@ -38,10 +38,7 @@ __all__ = [
     "Manifest",
     "Pair",
     "SourceSpec",
-    "manifest_from_bytes",
     "pair_id",
-    "read_manifest",
-    "write_manifest",
 ]
 
 MANIFEST_SCHEMA_VERSION = MANIFEST_V2
@@ -72,12 +69,12 @@ class Acquisition:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""
-        return AcquisitionModel.of(self).model_dump(mode="json")
+        return _acquisition_model(self).model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Acquisition:
         """Parse the manifest's JSON form."""
-        return AcquisitionModel.model_validate(data).contract()
+        return _acquisition(AcquisitionModel.model_validate(data))
 
 
 @dataclass(frozen=True)
@@ -118,12 +115,12 @@ class Pair:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""
-        return PairModel.of(self).model_dump(mode="json", exclude_none=False)
+        return _pair_model(self).model_dump(mode="json", exclude_none=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pair:
         """Parse the manifest's JSON form."""
-        return PairModel.model_validate(data).contract()
+        return _pair(PairModel.model_validate(data))
 
 
 @dataclass(frozen=True)
@@ -143,12 +140,12 @@ class SourceSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""
-        return SourceModel.of(self).model_dump(mode="json")
+        return SourceModel.model_construct(**self.__dict__).model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
         """Parse the manifest's JSON form."""
-        return SourceModel.model_validate(data).contract()
+        return cls(**SourceModel.model_validate(data).__dict__)
 
 
 @dataclass(frozen=True)
@@ -219,9 +216,9 @@ class Manifest:
                 "errors); regenerate it with `stac-coh search --json`."
             ) from None
         return cls(
-            source=model.source.contract(),
+            source=SourceSpec(**model.source.__dict__),
             query=model.query,
-            pairs=tuple(p.contract() for p in model.pairs),
+            pairs=tuple(_pair(p) for p in model.pairs),
             items={k: unsigned_item(v) for k, v in model.items.items()},
             created=model.created,
             software=model.software,
@@ -231,80 +228,6 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         """Parse a manifest from JSON text."""
         return cls.from_dict(json.loads(text))
-
-
-def read_manifest(uri: str | Path, *, s3_client: Any = None) -> Manifest:
-    """Read a manifest from a local path or an ``s3://bucket/key`` URI.
-
-    ``s3_client`` defaults to ``boto3.client("s3")`` (standard AWS environment).
-    """
-    from stac_coh.errors import InputError
-
-    text = str(uri)
-    try:
-        if text.startswith("s3://"):
-            bucket, key = _split_s3(text)
-            client = s3_client or _s3_client()
-            body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-        else:
-            body = Path(text).read_text()
-        return manifest_from_bytes(
-            body.encode() if isinstance(body, str) else body, text, s3_client=s3_client
-        )
-    except InputError as exc:
-        raise InputError(f"{text}: {exc}") from None  # name the file at fault
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            f"Cannot read the manifest {text}: {exc}. Write one with "
-            "`stac-coh search ... --json FILE`."
-        ) from None
-    except Exception as exc:  # botocore ClientError and friends
-        raise InputError(f"Cannot read the manifest {text}: {exc}.") from None
-
-
-def manifest_from_bytes(body: bytes, uri: str, *, s3_client: Any = None) -> Manifest:
-    """Parse a manifest read from ``uri``: a whole one, or the head of a sharded one (whose
-    units and items are then read from beside it, on demand)."""
-    from stac_coh.search.shard_reader import open_sharded_manifest
-    from stac_coh.search.shards import is_sharded_head
-
-    data = json.loads(body)
-    if is_sharded_head(data):
-        return open_sharded_manifest(uri, data, s3_client=s3_client)
-    # Local paths are stored relative to the manifest (see write_manifest).
-    return Manifest.from_dict(resolved_hrefs(data, uri))
-
-
-def write_manifest(manifest: Manifest, uri: str | Path, *, s3_client: Any = None) -> str:
-    """Write a manifest to a local path (parents created), ``s3://bucket/key`` or ``-``.
-
-    Local paths in it are written relative to the manifest's own location (no machine
-    path in the file; :func:`read_manifest` resolves them back). Returns where it went.
-    """
-    from stac_coh.io.hrefs import portable_hrefs
-    from stac_coh.io.output import OutputFile
-
-    text = str(uri)
-    body = json.dumps(portable_hrefs(manifest.to_dict(), text), indent=1)
-    target = OutputFile.parse(text, option="--json", stdout_ok=True, s3_client=s3_client)
-    return target.write_text(body)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> (bucket, key)."""
-    from stac_coh.errors import InputError
-
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise InputError(f"{uri!r} is not an s3://BUCKET/KEY URI.")
-    return bucket, key
-
-
-def _s3_client() -> Any:
-    """A boto3 S3 client from the standard AWS environment."""
-    import boto3
-
-    return boto3.client("s3")
 
 
 def pair_id(
@@ -342,3 +265,55 @@ def _platform_code(platform: str) -> str:
 def _iso(value: datetime) -> str:
     """RFC 3339 with a ``Z`` for UTC."""
     return value.isoformat().replace("+00:00", "Z")
+
+
+# The JSON edge: contracts <-> pydantic models (kept here so the models stay pure schema).
+
+
+def _acquisition_model(acq: Acquisition) -> AcquisitionModel:
+    """The model of an acquisition (no validation: contracts are valid by construction)."""
+    return AcquisitionModel.model_construct(**{**acq.__dict__, "item_ids": list(acq.item_ids)})
+
+
+def _acquisition(model: AcquisitionModel) -> Acquisition:
+    """The acquisition of a validated model."""
+    return Acquisition(**{**model.__dict__, "item_ids": tuple(model.item_ids)})
+
+
+def _pair_model(pair: Pair) -> PairModel:
+    """The model of a work unit (no validation: contracts are valid by construction)."""
+    grid = pair.grid
+    return PairModel.model_construct(
+        id=pair.id,
+        reference=_acquisition_model(pair.reference),
+        secondary=_acquisition_model(pair.secondary),
+        polarization=pair.polarization,
+        baseline_days=pair.baseline_days,
+        aoi=pair.aoi,
+        grid=GridModel.model_construct(
+            crs=grid.crs,
+            transform=list(grid.transform),
+            width=grid.width,
+            height=grid.height,
+            resolution=list(grid.resolution),
+            bounds=list(grid.bounds),
+        ),
+        coverage=pair.coverage,
+        tile=pair.tile,
+    )
+
+
+def _pair(model: PairModel) -> Pair:
+    """The work unit of a validated model."""
+    g = model.grid
+    return Pair(
+        id=model.id,
+        reference=_acquisition(model.reference),
+        secondary=_acquisition(model.secondary),
+        polarization=model.polarization,
+        baseline_days=model.baseline_days,
+        aoi=model.aoi,
+        grid=OutputGrid(g.crs, tuple(g.transform[:6]), g.width, g.height),  # type: ignore[arg-type]
+        coverage=model.coverage,
+        tile=model.tile,
+    )

@@ -9,12 +9,9 @@ that other tools can check a manifest against.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PositiveInt
-
-if TYPE_CHECKING:
-    from stac_coh.search.manifest import Acquisition, Pair, SourceSpec
 
 __all__ = [
     "MANIFEST_V1",
@@ -51,17 +48,6 @@ class AcquisitionModel(_Model):
     absolute_orbit: int | None = None
     datatake_id: str | None = None
 
-    @classmethod
-    def of(cls, acq: Acquisition) -> AcquisitionModel:
-        """The model of a contract."""
-        return cls.model_construct(**{**acq.__dict__, "item_ids": list(acq.item_ids)})
-
-    def contract(self) -> Acquisition:
-        """The in-memory contract."""
-        from stac_coh.search.manifest import Acquisition
-
-        return Acquisition(**{**self.__dict__, "item_ids": tuple(self.item_ids)})
-
 
 class GridModel(_Model):
     """A north-up raster grid: CRS, affine transform, shape."""
@@ -91,47 +77,6 @@ class PairModel(_Model):
         description="grid:code of the unit's tile, e.g. MGRS-33UXP.",
     )
 
-    @classmethod
-    def of(cls, pair: Pair) -> PairModel:
-        """The model of a contract (no validation: contracts are valid by construction)."""
-        grid = pair.grid
-        return cls.model_construct(
-            id=pair.id,
-            reference=AcquisitionModel.of(pair.reference),
-            secondary=AcquisitionModel.of(pair.secondary),
-            polarization=pair.polarization,
-            baseline_days=pair.baseline_days,
-            aoi=pair.aoi,
-            grid=GridModel.model_construct(
-                crs=grid.crs,
-                transform=list(grid.transform),
-                width=grid.width,
-                height=grid.height,
-                resolution=list(grid.resolution),
-                bounds=list(grid.bounds),
-            ),
-            coverage=pair.coverage,
-            tile=pair.tile,
-        )
-
-    def contract(self) -> Pair:
-        """The in-memory contract."""
-        from stac_coh.grid import OutputGrid
-        from stac_coh.search.manifest import Pair
-
-        g = self.grid
-        return Pair(
-            id=self.id,
-            reference=self.reference.contract(),
-            secondary=self.secondary.contract(),
-            polarization=self.polarization,
-            baseline_days=self.baseline_days,
-            aoi=self.aoi,
-            grid=OutputGrid(g.crs, tuple(g.transform[:6]), g.width, g.height),  # type: ignore[arg-type]
-            coverage=self.coverage,
-            tile=self.tile,
-        )
-
 
 class SourceModel(_Model):
     """Where the items came from and how to read their assets; never a secret."""
@@ -141,17 +86,6 @@ class SourceModel(_Model):
     collection: str
     asset_keys: dict[str, str] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def of(cls, source: SourceSpec) -> SourceModel:
-        """The model of a contract."""
-        return cls.model_construct(**source.__dict__)
-
-    def contract(self) -> SourceSpec:
-        """The in-memory contract."""
-        from stac_coh.search.manifest import SourceSpec
-
-        return SourceSpec(**self.__dict__)
 
 
 class ManifestModel(_Model):

@@ -17,7 +17,6 @@ from typing import Any, overload
 
 from stac_coh.errors import InputError, StorageError
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec
-from stac_coh.search.manifest_models import PairModel
 from stac_coh.search.shards import OFFSET
 
 __all__ = ["BLOCK_UNITS", "ShardedItems", "ShardedUnits", "open_sharded_manifest"]
@@ -102,7 +101,7 @@ class ShardedUnits(Sequence[Pair]):
             if remember_items:
                 self.items.register(ranges)
             try:
-                out.append(PairModel.model_validate(record).contract())
+                out.append(Pair.from_dict(record))
             except ValidationError as exc:
                 raise InputError(
                     f"Work unit {record.get('id')!r} of the sharded manifest is invalid: "

@@ -159,7 +159,7 @@ def _write_files(
 
 
 def unit_record(unit: Pair) -> dict[str, Any]:
-    """The JSON form of a unit, as ``PairModel.of(unit).model_dump(mode="json")`` gives it,
+    """The JSON form of a unit, as ``unit.to_dict()`` gives it,
     built directly: a million units are written at submit (a test keeps the two equal)."""
     grid = unit.grid
     left, bottom, right, top = grid.bounds

@@ -288,6 +288,7 @@ def main() -> None:
     parser.add_argument("--read", type=int, nargs=2)
     _precision_e2e.add_arguments(parser)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     children = {
         "predict": child_predict,
         "conv": child_conv,

@@ -234,7 +234,8 @@ def predict_to_cogs(
         with times.measure("cog"):
             tasks: dict[str, Callable[[], Path]] = dict(sink.conversions())
             tasks.update({f"render:{n}": r.commit for n, r in pictures.items()})
-            done = run_concurrently(tasks, options)
+            # Nothing else runs now: let GDAL compress each COG's blocks on every core.
+            done = run_concurrently(tasks, {"GDAL_NUM_THREADS": "ALL_CPUS", **options})
             sink.publish()
     facts = sink.facts()
     stats = facts["coherence"].stats

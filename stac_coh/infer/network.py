@@ -166,7 +166,8 @@ class NetworkPredictor:
         """The model card's name (what the CLI reports as 'weights')."""
         return self.card.name
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The autocast context the model runs in (nothing for fp32)."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
@@ -204,7 +205,7 @@ class NetworkPredictor:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         clock = self._tick("preprocess", clock)
         with torch.inference_mode():
-            with self._autocast():
+            with self.autocast():
                 out = self.model(tensor)
             if not self._heads_finite:
                 out = self._fp32_rerun(tensor)

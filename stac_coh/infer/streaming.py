@@ -236,12 +236,13 @@ def run_concurrently(
     GDAL releases the GIL while it compresses and builds overviews, so converting the
     coherence, uncertainty and visual files together takes about as long as the largest.
     """
-    if len(tasks) <= 1:
-        return {name: task() for name, task in tasks.items()}
 
     def run(task: Callable[[], R]) -> R:
         with gdal_env(gdal_options):
             return task()
+
+    if len(tasks) <= 1:
+        return {name: run(task) for name, task in tasks.items()}
 
     with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="stac-coh-cog") as pool:
         futures = {name: pool.submit(run, task) for name, task in tasks.items()}

@@ -155,6 +155,7 @@ class NetworkPredictor:
         self._heads_finite = True
         if self.autocast_dtype == torch.float16:
             heads = getattr(prepared, "heads", None) or prepared.mean_head
+            assert isinstance(heads, nn.Module)
             heads.register_forward_pre_hook(self._watch_overflow)
 
     def _watch_overflow(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:

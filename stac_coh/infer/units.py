@@ -9,7 +9,7 @@ all of it and adds the COG writer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -100,7 +100,7 @@ def plan_units(
     raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}.")
 
 
-def _finish(values: npt.NDArray[np.float32], inputs: npt.NDArray[np.float32]) -> np.ndarray:
+def _finish(values: npt.NDArray[Any], inputs: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """Clip coherence to [0, 1] and set NaN wherever either input is not valid backscatter."""
     out = np.array(values, dtype=np.float32, copy=True)
     out[0] = np.clip(out[0], 0.0, 1.0)
@@ -174,7 +174,7 @@ def iter_predictions(
     tiling: Tiling | None = None,
     gdal_options: Mapping[str, Any] | None = None,
     times: StageTimes | None = None,
-) -> Iterator[tuple[TileWindow, npt.NDArray[np.float32]]]:
+) -> Generator[tuple[TileWindow, npt.NDArray[np.float32]], None, None]:
     """Yield ``(core window, (2, h, w) [coherence, uncertainty])`` as units finish.
 
     Units come from :func:`plan_units`. ``batch_size`` defaults to 1 tile (``fast``; big
@@ -185,7 +185,7 @@ def iter_predictions(
     times = times or StageTimes()
     options = dict(gdal_options) if gdal_options is not None else capture_gdal_options()
 
-    def read(unit: Unit) -> np.ndarray:
+    def read(unit: Any) -> np.ndarray:
         w = unit.window if isinstance(unit, PatchBlock) else unit
         return reader.read(w.read_row_off, w.read_col_off, w.read_height, w.read_width)
 
@@ -196,7 +196,7 @@ def iter_predictions(
         return
     size = batch_size or 1
     # Equal read shapes together, so batches fill; output windows can land in any order.
-    tiles = sorted(units, key=lambda u: u.read_shape)  # type: ignore[union-attr]
+    tiles = sorted(units, key=lambda u: u.read_shape)
     data = prefetch(tiles, read, depth=2 * size, gdal_options=options, times=times)
     yield from _run_fast(data, predictor, size, times)  # type: ignore[arg-type]
 

@@ -104,6 +104,8 @@ class InferenceResUNet(nn.Module):
         self.decoders = nn.ModuleList(_FoldedBlock(b) for b in source.decoders)  # type: ignore[arg-type]
         mean, log_variance = source.mean_head, source.log_variance_head
         self.heads = nn.Conv2d(mean.in_channels, 2, 1)
+        assert mean.bias is not None and log_variance.bias is not None  # built with bias
+        assert self.heads.bias is not None
         with torch.no_grad():
             self.heads.weight.copy_(torch.cat([mean.weight, log_variance.weight]))
             self.heads.bias.copy_(torch.cat([mean.bias, log_variance.bias]))

@@ -29,8 +29,10 @@ PIECE = 1024
 
 STAGES = [
     ("read", "read-ahead", "reading inputs (GDAL)"),
+    ("prepare", "read-ahead", "network: preprocessing"),
     ("wait for input", "main", "waiting for input"),
     ("network: preprocess", "main", "network: preprocessing"),
+    ("network: to device", "main", "network: batch to device"),
     ("network: forward", "main", "network: forward pass"),
     ("network: postprocess", "main", "network: to numpy, sigma"),
     ("clip and mask", "main", "clip and nodata mask"),

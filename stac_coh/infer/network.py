@@ -137,7 +137,9 @@ class NetworkPredictor:
         self.precision: PrecisionChoice = choose_precision(precision, self.device)
         self.autocast_dtype = self.precision.autocast_dtype
         self._fp16_fallbacks = 0
-        self.timings: dict[str, float] = {"preprocess": 0.0, "forward": 0.0, "postprocess": 0.0}
+        self.timings: dict[str, float] = dict.fromkeys(
+            ("preprocess", "to device", "forward", "postprocess"), 0.0
+        )
         """Wall seconds spent in each step of every call so far."""
         self.multiple = DEPTH_MULTIPLE
         depth = len(model.encoders)
@@ -188,23 +190,39 @@ class NetworkPredictor:
         self._heads_finite = True
         return out
 
+    def prepare(self, tile: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+        """(2, h, w) linear power -> model input, padded at the end to the network's multiple.
+
+        Pure and thread-safe: the engine runs it in its read-ahead thread, so the device
+        never waits for preprocessing.
+        """
+        x = to_model_input(tile[0], tile[1], self.card.preprocessing)
+        height, width = x.shape[-2:]
+        pad_h = round_up(height, self.multiple) - height
+        pad_w = round_up(width, self.multiple) - width
+        if pad_h or pad_w:
+            x = np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)))
+        return x
+
     def __call__(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Predict coherence and its standard deviation for (N, 2, h, w) linear power."""
         arr = np.asarray(batch, dtype=np.float32)
         if arr.ndim != 4 or arr.shape[1] != 2:
             raise InputError(f"NetworkPredictor needs (N, 2, h, w) input, got {arr.shape}.")
         clock = time.perf_counter()
-        height, width = arr.shape[-2:]
-        prep = self.card.preprocessing
-        x = np.stack([to_model_input(tile[0], tile[1], prep) for tile in arr])
-        pad_h = round_up(height, self.multiple) - height
-        pad_w = round_up(width, self.multiple) - width
-        if pad_h or pad_w:
-            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
+        x = np.stack([self.prepare(tile) for tile in arr])
+        self._tick("preprocess", clock)
+        return self.predict_prepared(x, arr.shape[-2], arr.shape[-1])
+
+    def predict_prepared(
+        self, x: npt.NDArray[np.float32], height: int, width: int
+    ) -> npt.NDArray[np.float32]:
+        """Run (N, 2, H, W) :meth:`prepare` d input; return (N, 2, height, width)."""
+        clock = time.perf_counter()
         tensor = torch.from_numpy(x).to(self.device)
         if self.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
-        clock = self._tick("preprocess", clock)
+        clock = self._tick("to device", clock)
         with torch.inference_mode():
             with self.autocast():
                 out = self.model(tensor)

@@ -74,8 +74,8 @@ def prefetch(
 
     The thread enters ``gdal_env(gdal_options)`` because threads do not inherit a
     ``rasterio.Env``. An exception in the thread is re-raised here; leaving the loop early
-    (break or error) stops the thread. ``times`` gets ``read`` (the thread reading) and
-    ``wait for input`` (the consumer blocked on an empty queue).
+    (break or error) stops the thread. ``times`` gets ``wait for input`` (the consumer
+    blocked on an empty queue).
     """
     times = times or StageTimes()
     slots: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
@@ -95,9 +95,7 @@ def prefetch(
                 for item in items:
                     if stop.is_set():
                         return
-                    with times.measure("read"):
-                        value = read(item)
-                    put((item, value))
+                    put((item, read(item)))
         except BaseException as exc:
             put(exc)
         finally:

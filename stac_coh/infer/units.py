@@ -108,28 +108,53 @@ def _finish(values: npt.NDArray[Any], inputs: npt.NDArray[Any]) -> npt.NDArray[n
     return out
 
 
+@runtime_checkable
+class PreparingPredictor(TilePredictor, Protocol):
+    """A predictor whose preprocessing can run ahead, in the read-ahead thread."""
+
+    def prepare(self, tile: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+        """(2, h, w) linear power -> the predictor's input for that tile (thread-safe)."""
+        ...
+
+    def predict_prepared(
+        self, x: npt.NDArray[np.float32], height: int, width: int
+    ) -> npt.NDArray[np.float32]:
+        """Stacked :meth:`prepare` outputs -> (N, 2, height, width), like ``__call__``."""
+        ...
+
+
+Read = tuple[np.ndarray, np.ndarray | None]
+"""A tile's inputs and, for a :class:`PreparingPredictor`, its prepared input."""
+
+
 def _run_fast(
-    data: Iterator[tuple[TileWindow, np.ndarray]],
+    data: Iterator[tuple[TileWindow, Read]],
     predictor: TilePredictor,
     batch_size: int,
     times: StageTimes,
 ) -> Iterator[tuple[TileWindow, np.ndarray]]:
     """Batch tiles of equal read shape, predict, crop each core."""
-    pending: list[tuple[TileWindow, np.ndarray]] = []
+    pending: list[tuple[TileWindow, Read]] = []
 
     def flush() -> Iterator[tuple[TileWindow, np.ndarray]]:
         with times.measure("network"):
-            predicted = predictor(np.stack([d for _t, d in pending]))
-        for (tile, inputs), values in zip(pending, predicted, strict=True):
+            prepared = [p for _t, (_i, p) in pending if p is not None]
+            if len(prepared) == len(pending):
+                height, width = pending[0][0].read_shape
+                run = predictor.predict_prepared  # type: ignore[attr-defined]
+                predicted = run(np.stack(prepared), height, width)
+            else:
+                predicted = predictor(np.stack([i for _t, (i, _p) in pending]))
+        for (tile, (inputs, _p)), values in zip(pending, predicted, strict=True):
             with times.measure("clip and mask"):
                 finished = _finish(tile.crop(values), tile.crop(inputs))
             yield tile, finished
         pending.clear()
 
-    for tile, inputs in data:
+    for tile, read in data:
         if pending and pending[0][0].read_shape != tile.read_shape:
             yield from flush()
-        pending.append((tile, inputs))
+        pending.append((tile, read))
         if len(pending) >= batch_size:
             yield from flush()
     if pending:
@@ -178,8 +203,10 @@ def iter_predictions(
     """Yield ``(core window, (2, h, w) [coherence, uncertainty])`` as units finish.
 
     Units come from :func:`plan_units`. ``batch_size`` defaults to 1 tile (``fast``; big
-    tiles already fill a CPU) or the card's batch of patches (``reference``). ``times``
-    gets the seconds spent reading, waiting for input, in the predictor and clipping.
+    tiles already fill a CPU) or the card's batch of patches (``reference``). A
+    :class:`PreparingPredictor` (the network) preprocesses in the read-ahead thread too.
+    ``times`` gets the seconds spent reading, preparing, waiting for input, in the
+    predictor and clipping.
     """
     t = tiling or Tiling()
     times = times or StageTimes()
@@ -187,7 +214,8 @@ def iter_predictions(
 
     def read(unit: Any) -> np.ndarray:
         w = unit.window if isinstance(unit, PatchBlock) else unit
-        return reader.read(w.read_row_off, w.read_col_off, w.read_height, w.read_width)
+        with times.measure("read"):
+            return reader.read(w.read_row_off, w.read_col_off, w.read_height, w.read_width)
 
     if units and isinstance(units[0], PatchBlock):
         size = batch_size or t.batch_size
@@ -195,10 +223,19 @@ def iter_predictions(
         yield from _run_reference(blocks, predictor, size, t.kaiser_beta, times)  # type: ignore[arg-type]
         return
     size = batch_size or 1
+    prepare = predictor.prepare if isinstance(predictor, PreparingPredictor) else None
+
+    def read_ahead(tile: TileWindow) -> Read:
+        inputs = read(tile)
+        if prepare is None:
+            return inputs, None
+        with times.measure("prepare"):
+            return inputs, prepare(inputs)
+
     # Equal read shapes together, so batches fill; output windows can land in any order.
-    tiles = sorted(units, key=lambda u: u.read_shape)
-    data = prefetch(tiles, read, depth=2 * size, gdal_options=options, times=times)
-    yield from _run_fast(data, predictor, size, times)  # type: ignore[arg-type]
+    tiles: list[TileWindow] = sorted(units, key=lambda u: u.read_shape)  # type: ignore[arg-type]
+    data = prefetch(tiles, read_ahead, depth=2 * size, gdal_options=options, times=times)
+    yield from _run_fast(data, predictor, size, times)
 
 
 def tiling_of(predictor: TilePredictor, tiling: Tiling | None) -> Tiling:

@@ -214,21 +214,32 @@ def run(
     fp32 = min(runs["fp32"], key=lambda r: r["forward_s"])
     auto = min(runs["auto"], key=lambda r: r["forward_s"])
     e2e = min(runs["e2e"], key=lambda r: r["seconds"])
-    a, b = np.load(fp32["out"]), np.load(auto["out"])
-    both = np.isfinite(a) & np.isfinite(b)
-    diff = np.abs(a[both] - b[both]).astype(np.float64)
+    compared = {}
+    for precision in args.compare:  # error only: e.g. fp16, the GPU choice, emulated here
+        out = directory / f"compare_{precision}.npy"
+        result = spawn("--child", "network", "--precision", precision, "--out", str(out), *common)
+        compared[precision] = {**_diff(fp32["out"], str(out)), "seconds": result["forward_s"]}
     return {
         "scene": f"{args.scene_size}x{args.scene_size}",
         "runs": runs,
         "fp32": fp32,
         "auto": auto,
         "e2e": e2e,
-        "diff": {
-            "mean": float(diff.mean()),
-            "p999": float(np.quantile(diff, 0.999)),
-            "max": float(diff.max()),
-            "pixels": int(diff.size),
-        },
+        "diff": _diff(fp32["out"], auto["out"]),
+        "compared": compared,
+    }
+
+
+def _diff(reference: str, other: str) -> dict[str, float]:
+    """|other - reference| over pixels valid in both: mean, 99.9th percentile, max."""
+    a, b = np.load(reference), np.load(other)
+    both = np.isfinite(a) & np.isfinite(b)
+    diff = np.abs(a[both] - b[both]).astype(np.float64)
+    return {
+        "mean": float(diff.mean()),
+        "p999": float(np.quantile(diff, 0.999)),
+        "max": float(diff.max()),
+        "pixels": int(diff.size),
     }
 
 
@@ -256,6 +267,11 @@ def report(figures: dict[str, Any]) -> None:
     print(f"reduced_precision_mean_abs_diff={diff['mean']:.5f}")
     print(f"reduced_precision_p999_abs_diff={diff['p999']:.4f}")
     print(f"reduced_precision_max_abs_diff={diff['max']:.4f}")
+    for name, d in figures.get("compared", {}).items():
+        print(
+            f"{name} vs fp32 (error only; {d['seconds']:.1f} s here): mean {d['mean']:.5f}, "
+            f"p99.9 {d['p999']:.4f}, max {d['max']:.4f} over {d['pixels']:,} pixels"
+        )
     network_rate = pixels / auto["forward_s"]
     e2e_rate = e2e["pixels"] / e2e["seconds"]
     print(
@@ -293,6 +309,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scene-dir", type=Path, default=None, help="keep (and reuse) the simulated scene here"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement (best)")
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=["fp16"],
+        choices=["fp16", "bf16"],
+        help="also state the error of these precisions against fp32 (default fp16)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
 

@@ -210,6 +210,7 @@ def predict_to_cogs(
     units = plan_units(grid.height, grid.width, predictor, mode=mode, tile=tile, tiling=tiling)
     options = dict(gdal_options) if gdal_options is not None else capture_gdal_options()
     times = StageTimes()
+    before = dict(getattr(predictor, "timings", {}))  # a predictor may serve many pairs
     mask = DecimatedMask(grid.height, grid.width)
     scratch = Path(workdir) if workdir is not None else None
     with contextlib.ExitStack() as stack:
@@ -241,7 +242,7 @@ def predict_to_cogs(
     stats = facts["coherence"].stats
     timings = dict(times.seconds)
     for stage, seconds in getattr(predictor, "timings", {}).items():
-        timings[f"network: {stage}"] = seconds
+        timings[f"network: {stage}"] = seconds - before.get(stage, 0.0)
     return PredictionSummary(
         path=outputs["coherence"],
         uncertainty_path=outputs.get("uncertainty"),

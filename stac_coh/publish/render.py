@@ -148,9 +148,11 @@ class VisualSink:
         self._out.write(colorize(values), window=Window(col_off, row_off, width, height))
 
     def commit(self) -> Path:
-        """Write the COG (overviews, compression) and return its path."""
+        """Write the COG (overviews, compression), move it to ``dst``, return ``dst``."""
         self._out.close()
-        translate_to_cog(self._plain, self.dst, alpha_to_mask=True)
+        partial = self._scratch / "visual.cog.tif"
+        translate_to_cog(self._plain, partial, alpha_to_mask=True)
+        partial.replace(self.dst)
         return self.dst
 
     def close(self) -> None:

@@ -121,6 +121,7 @@ def child_network(args: argparse.Namespace) -> dict[str, object]:
     torch = _setup(args)
     from stac_coh.infer.engine import NetworkPredictor, plan_units
     from stac_coh.load.file_pair import RasterPairReader
+    from stac_coh.model.preprocess import valid_mask
     from stac_coh.model.weights import load_weights
 
     model, card = load_weights(None)
@@ -139,9 +140,11 @@ def child_network(args: argparse.Namespace) -> dict[str, object]:
         before = predictor.timings["forward"]
         values = predictor(data[None])[0, 0]
         per_tile.append(round(predictor.timings["forward"] - before, 3))
+        core = unit.crop(values).copy()
+        core[~valid_mask(*unit.crop(data))] = np.nan  # nodata in either input, as stored
         coherence[
             unit.row_off : unit.row_off + unit.height, unit.col_off : unit.col_off + unit.width
-        ] = unit.crop(values)
+        ] = core
     calls = time.perf_counter() - started
     np.save(args.out, coherence)
     return {

@@ -77,6 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scene", nargs=2, type=int, default=[17000, 25000], metavar=("ROWS", "COLS")
     )
     parser.add_argument("--scene-precision", default="auto", help="precision of the scene run")
+    parser.add_argument(
+        "--weights",
+        default="bundled",
+        help="weights of every part (default bundled: offline; same layout as the published)",
+    )
     parser.add_argument("--scene-tile", type=int, default=None, help="tile of the scene run")
     parser.add_argument("--scene-batch", type=int, default=None, help="batch of the scene run")
     parser.add_argument(
@@ -141,10 +146,10 @@ def describe(device: Any) -> dict[str, Any]:
     return info
 
 
-def _model() -> Any:
+def _model(weights: str) -> Any:
     from stac_coh.model.weights import load_weights
 
-    return load_weights(None)
+    return load_weights(weights)
 
 
 def network_rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
@@ -156,7 +161,7 @@ def network_rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
     from stac_coh.errors import PrecisionWarning
     from stac_coh.infer.engine import NetworkPredictor
 
-    model, card = _model()
+    model, card = _model(args.weights)
     rows = []
     for precision in args.precisions:
         for layout in args.layouts:
@@ -300,6 +305,8 @@ def scene_cli(args: argparse.Namespace, t1: Path, t2: Path, out: Path) -> dict[s
         args.device,
         "--precision",
         args.scene_precision,
+        "--weights",
+        args.weights,
         "--overwrite",
     ]
     if args.scene_tile:
@@ -326,7 +333,7 @@ def scene_in_process(
     from stac_coh.load.file_pair import RasterPairReader
 
     reuse_freed_memory()
-    model, card = _model()
+    model, card = _model(args.weights)
     predictor = NetworkPredictor(model, card, device=device, precision=args.scene_precision)
     batch = args.scene_batch or (CUDA_FAST_BATCH if device.type == "cuda" else None)
     if device.type == "cuda":

@@ -57,7 +57,8 @@ class KnownFacts:
             return {}
         infos = {}
         for key, facts in self.prediction.outputs.items():
-            if files.get(key) != facts.path:  # rewritten (not a COG) or another file
+            path = files.get(key)
+            if path is None or path.resolve() != facts.path.resolve():  # rewritten or another
                 continue
             stats = facts.stored_statistics
             infos[key] = BandInfo(

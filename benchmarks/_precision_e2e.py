@@ -282,6 +282,9 @@ def report(figures: dict[str, Any]) -> None:
         f"({e2e_rate / 1e6:.3f} MP/s); loading the weights before it: {e2e['loading_s']:.2f} s"
     )
     print(f"end_to_end_ratio={e2e_rate / network_rate:.3f}")
+    # Within the one end-to-end process, so load changes between processes cancel out.
+    share = e2e["timings"].get("network: forward", 0.0) / e2e["seconds"]
+    print(f"end_to_end_forward_share={share:.3f}")
     print(end_to_end_table(e2e["timings"], e2e["seconds"]))
 
 

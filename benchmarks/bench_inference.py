@@ -27,6 +27,9 @@ weights (see ``_precision_e2e.py``):
   (auto) - coherence (fp32)| over the scene's valid pixels, before uint8 quantisation;
 * ``end_to_end_ratio``: pixel rate of ``predict`` end to end (files in, COG out, auto
   precision) / pixel rate of the network's forward passes alone (same scene, precision);
+* ``end_to_end_forward_share``: the forward passes' share of the end-to-end wall time,
+  measured inside that one run (robust to load changing between processes, which moves
+  ``end_to_end_ratio`` on a shared machine);
 * a table of where the end-to-end wall time goes.
 
 Usage::

@@ -16,7 +16,7 @@ import rasterio.env
 import torch
 from rio_cogeo.cogeo import cog_validate
 
-from stac_coh.errors import InputError, RasterReadError
+from stac_coh.errors import RasterReadError
 from stac_coh.grid import OutputGrid
 from stac_coh.infer.engine import (
     NetworkPredictor,

@@ -71,9 +71,9 @@ class KnownFacts:
                 else Statistics(
                     minimum=stats.minimum,
                     maximum=stats.maximum,
-                    mean=round(stats.mean, 6),
-                    stddev=round(stats.stddev, 6),
-                    valid_percent=round(stats.valid_percent, 4),
+                    mean=stats.mean,
+                    stddev=stats.stddev,
+                    valid_percent=stats.valid_percent,
                 ),
                 width=facts.width,
                 height=facts.height,

@@ -130,7 +130,7 @@ def main() -> None:
     )
 
     model, card = load_weights(args.weights)
-    network = NetworkPredictor(model, card, device="cpu")
+    network = NetworkPredictor(model, card, device="cpu", precision="fp32")
     predictors = {
         "resunet": lambda a, b: predict_array(a, b, network)[0],
         **{

@@ -23,6 +23,7 @@ __all__ = [
     "ENV_WEIGHTS",
     "ESTIMATORS",
     "MODES",
+    "PRECISIONS",
     "PUBLISHED_NAME",
 ]
 
@@ -88,3 +89,8 @@ ENV_WEIGHTS = "STAC_COH_WEIGHTS"
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 """What ``--device`` and ``STAC_COH_DEVICE`` accept."""
+
+# Numeric precision of the network (stac_coh.infer.precision).
+
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+"""What ``--precision`` accepts."""

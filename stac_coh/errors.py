@@ -149,3 +149,7 @@ class HostUnresolvedError(StacCohError, ConnectionError):
     """A host name does not resolve (offline, DNS down, or a typo): not retried in-process."""
 
     exit_code = EXIT_TRANSIENT
+
+
+class PrecisionWarning(StacCohWarning):
+    """An explicitly chosen numeric precision is emulated (slow) on this device."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stac_coh.constants import DEVICES
+from stac_coh.constants import DEVICES, PRECISIONS
 
 
 def _default_cache_dir() -> Path:
@@ -46,12 +46,23 @@ class Settings(BaseSettings):
     http_retries: int = 5
     """Retries of an HTTP request on 429/5xx and connection errors."""
 
+    precision: str = "auto"
+    """Network precision: auto (bf16/fp16 where the device runs it natively), fp32, bf16, fp16."""
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
         """A device torch knows by that name (the error names STAC_COH_DEVICE, not --device)."""
         if value not in DEVICES:
             raise ValueError(f"must be one of {', '.join(DEVICES)}")
+        return value
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, value: str) -> str:
+        """A precision ``--precision`` accepts (the error names STAC_COH_PRECISION)."""
+        if value not in PRECISIONS:
+            raise ValueError(f"must be one of {', '.join(PRECISIONS)}")
         return value
 
 

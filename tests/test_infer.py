@@ -16,7 +16,7 @@ import rasterio.env
 import torch
 from rio_cogeo.cogeo import cog_validate
 
-from stac_coh.errors import InputError, RasterReadError
+from stac_coh.errors import RasterReadError
 from stac_coh.grid import OutputGrid
 from stac_coh.infer.engine import (
     NetworkPredictor,
@@ -56,13 +56,13 @@ def model() -> ResUNet:
 
 @pytest.fixture(scope="module")
 def predictor(model: ResUNet) -> NetworkPredictor:
-    return NetworkPredictor(model, ModelCard(name="random-test"))
+    return NetworkPredictor(model, ModelCard(name="random-test"), precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def io_predictor(model: ResUNet) -> NetworkPredictor:
     """A short halo, so a 96 x 80 scene makes four 32-pixel tiles (I/O tests only)."""
-    return NetworkPredictor(model, ModelCard(name="random-test"), halo=16)
+    return NetworkPredictor(model, ModelCard(name="random-test"), halo=16, precision="fp32")
 
 
 def _speckled(shape, seed=0):
@@ -174,7 +174,7 @@ def test_fast_mode_mosaic_equals_one_whole_scene_pass(model, predictor, tile):
 def test_fast_mode_with_too_small_a_halo_depends_on_tiles(model):
     # Negative control: the equality above is not automatic.
     t1, t2 = _speckled((336, 304))
-    short = NetworkPredictor(model, ModelCard(name="short-halo"), halo=16)
+    short = NetworkPredictor(model, ModelCard(name="short-halo"), halo=16, precision="fp32")
     one_tile = predict_array(t1, t2, short, tile=1024)[0]
     mosaic = predict_array(t1, t2, short, tile=64)[0]
     assert np.nanmax(np.abs(mosaic - one_tile)) > 100 * FLOAT_TOL
@@ -214,7 +214,7 @@ def test_fast_and_reference_agree_on_a_smooth_scene(model):
     with torch.no_grad():
         centred(torch.from_numpy(to_model_input(t1, t2))[None])
         centred.mean_head.bias -= logits["out"].mean()
-    predictor = NetworkPredictor(centred, ModelCard(name="random-centred"))
+    predictor = NetworkPredictor(centred, ModelCard(name="random-centred"), precision="fp32")
     fast = predict_array(t1, t2, predictor)[0]
     reference = predict_array(t1, t2, predictor, mode="reference")[0]
     naive, spread = _naive_reference(centred, t1, t2)
@@ -254,11 +254,6 @@ def test_a_classic_estimator_runs_through_the_same_engine():
     gamma, sigma = siegert_coherence(t1, t2, 9)
     np.testing.assert_allclose(out[0], gamma, atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(out[1], sigma, atol=1e-6, equal_nan=True)
-
-
-def test_reduced_precision_is_refused_on_cpu(model):
-    with pytest.raises(InputError, match="CUDA"):
-        NetworkPredictor(model, ModelCard(name="x"), precision="bfloat16")
 
 
 def _grid(shape):

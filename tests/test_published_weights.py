@@ -137,13 +137,13 @@ def test_auto_converts_the_cached_snapshot_and_the_config_drives_predictions(
     rng = np.random.default_rng(0)
     t1, t2 = rng.uniform(0.0005, 2.0, (2, 48, 64)).astype(np.float32)
     batch = np.stack([np.stack([t1, t2])])
-    ours = NetworkPredictor(model, card, device="cpu")(batch)[0]
+    ours = NetworkPredictor(model, card, device="cpu", precision="fp32")(batch)[0]
     x = np.stack([_scaled(t2, -25, 5), _scaled(t1, -25, 5)])[None]  # channel order [t2, t1]
     with torch.no_grad():
         by_hand = raw(torch.from_numpy(x)).numpy()[0]
     np.testing.assert_allclose(ours[0], by_hand[1], atol=1e-4)  # coherence from channel 1
     np.testing.assert_allclose(ours[1], by_hand[0], atol=1e-4)  # the other head: uncertainty
-    defaults = NetworkPredictor(raw, raw_card, device="cpu")(batch)[0]
+    defaults = NetworkPredictor(raw, raw_card, device="cpu", precision="fp32")(batch)[0]
     assert np.abs(defaults[0] - ours[0]).max() > 0.01  # the config really changed the maps
 
 

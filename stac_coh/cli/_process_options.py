@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from stac_coh.constants import DEVICES
+from stac_coh.constants import DEVICES, PRECISIONS
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class ProcessingChoices:
     """``real`` or ``simulated`` data: ``auto`` weights are the published or the bundled ones."""
     preloaded: LoadedPredictor | None = field(default=None, compare=False, repr=False)
     """A predictor already built from these choices (e.g. checked before any work)."""
+    precision: str | None = None
+    """``--precision``; ``None`` = STAC_COH_PRECISION, else auto."""
 
     def load_predictor(self, settings: Settings) -> LoadedPredictor:
         """Build the predictor these choices name (settings fill the defaults).
@@ -77,6 +79,7 @@ class ProcessingChoices:
             weights=self.resolve_weights(settings) if self.estimator == "resunet" else None,
             device=self.device or settings.device,
             cache_dir=settings.cache_dir,
+            precision=self.precision or settings.precision,
         )
         if loaded.device == "cpu":
             reuse_freed_memory()
@@ -102,6 +105,7 @@ class ProcessingChoices:
             (self.loader, ("odc", "stackstac"), "--loader"),
             (self.estimator, ("resunet", "siegert"), "--estimator"),
             (self.device or "auto", DEVICES, "--device"),
+            (self.precision or "auto", PRECISIONS, "--precision"),
         ):
             if value not in allowed:
                 raise InputError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}.")
@@ -191,6 +195,19 @@ _PARAMETERS = [
         "collection_id",
         Annotated[str, _opt("--collection-id", help="Id of the coherence collection.")],
         "sentinel-1-coherence",
+    ),
+    _param(
+        "precision",
+        Annotated[
+            str | None,
+            _opt(
+                "--precision",
+                help="Network precision: auto (bf16 on CPUs with AVX512-BF16/AMX and on GPUs "
+                "from sm_80, fp16 on older GPUs, else fp32), fp32, bf16 or fp16. "
+                "Default: STAC_COH_PRECISION, else auto.",
+            ),
+        ],
+        None,
     ),
 ]
 

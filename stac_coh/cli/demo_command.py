@@ -55,6 +55,9 @@ def demo_command(
     weights: str | None = typer.Option(
         None, "--weights", help="Other weights than the bundled ones (file or hf://)."
     ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="auto (default), fp32, bf16 or fp16 (see stac-coh predict)."
+    ),
 ) -> None:
     """Run the whole job offline on a bundled simulated catalog."""
     from stac_coh.science.demo import build_demo_catalog, source_dir
@@ -62,7 +65,7 @@ def demo_command(
     console = Console()
     started = time.perf_counter()
     folder = _checked_folder(out, fresh)
-    processing = _processing(weights, device)  # bad weights fail before anything is written
+    processing = _processing(weights, device, precision)  # bad choices fail before any write
     _prepare_folder(folder, fresh)
     with console.status("Simulating Sentinel-1 acquisitions and writing the source catalog..."):
         source = build_demo_catalog(source_dir(folder))
@@ -121,7 +124,9 @@ def _prepare_folder(folder: Path, fresh: bool) -> None:
     write_marker(folder, DEMO_KIND)
 
 
-def _processing(weights: str | None, device: str | None) -> ProcessingChoices:
+def _processing(
+    weights: str | None, device: str | None, precision: str | None = None
+) -> ProcessingChoices:
     """The demo's processing choices, with the predictor loaded (and so checked) now."""
     from stac_coh.settings import get_settings
 
@@ -138,6 +143,7 @@ def _processing(weights: str | None, device: str | None) -> ProcessingChoices:
         overwrite=False,
         collection_id="sentinel-1-coherence",
         source_kind="simulated",  # auto = the bundled weights: the demo's data are simulated
+        precision=precision,
     )
     processing.options()  # --device and friends, before any work
     with warnings.catch_warnings():

@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stac_coh.constants import DEFAULT_REFERENCE_BLOCK, DEFAULT_TILE, DEVICES, ESTIMATORS, MODES
+from stac_coh.constants import (
+    DEFAULT_REFERENCE_BLOCK,
+    DEFAULT_TILE,
+    DEVICES,
+    ESTIMATORS,
+    MODES,
+    PRECISIONS,
+)
 from stac_coh.errors import InputError, UnusableResultError
 
 if TYPE_CHECKING:
@@ -53,12 +60,17 @@ _HELP = _paragraphs(
     "--mode reference reproduces the published tiling exactly (128-pixel patches, stride "
     "32, Kaiser-weighted average): about 10-15x slower. Memory grows with --tile and "
     "--batch-size, not with the scene.",
+    "--precision auto (default) runs the network in bf16 on CPUs with AVX512-BF16 or AMX "
+    "and on GPUs from sm_80 (Ampere), in fp16 on older GPUs, and in fp32 elsewhere; "
+    "--precision fp32 always gives full-precision results. bf16 changes coherence by about "
+    "0.001 on average (docs/inference.md), far under the model's own error.",
     "Examples:",
     "  stac-coh predict s1_20240101_vv.tif s1_20240113_vv.tif -o coherence.tif",
     "  stac-coh predict t1_db.tif t2_db.tif --db -o coh.tif --uncertainty sigma.tif",
     "  stac-coh predict t1.tif t2.tif -o coh.tif --weights hf://FPSica/beyond-backscatter-grd-gee",
     "  stac-coh predict t1.tif t2.tif -o coh.tif --device cuda --tile 2048 --batch-size 2",
     "  stac-coh predict t1.tif t2.tif -o ref.tif --mode reference --dtype float32",
+    "  stac-coh predict t1.tif t2.tif -o coh.tif --precision fp32",
     "  stac-coh predict t1.tif t2.tif -o siegert.tif --estimator siegert",
     "  stac-coh predict t1.tif t2.tif -o s3://my-bucket/coherence/coh.tif",
 )
@@ -79,7 +91,8 @@ def _summary_line(
         f"Wrote {' and '.join(str(o) for o in outputs)}"
         + f": {summary.valid_pixels:,} of {summary.total_pixels:,} pixels valid "
         f"({100 * summary.valid_fraction:.1f}%), mean coherence {summary.mean:.3f}, "
-        f"{summary.seconds:.1f} s ({summary.mode} mode, {summary.tiles} tiles, {loaded.device}), "
+        f"{summary.seconds:.1f} s ({summary.mode} mode, {summary.tiles} tiles, {loaded.device}, "
+        f"{loaded.precision}), "
         f"weights: {loaded.card.name}"
     )
     return line
@@ -106,6 +119,12 @@ def predict_command(
     mode: str = typer.Option("fast", "--mode", help="fast (halo tiles) or reference."),
     device: str | None = typer.Option(
         None, "--device", help="auto, cpu, cuda or mps. Default: STAC_COH_DEVICE, else auto."
+    ),
+    precision: str | None = typer.Option(
+        None,
+        "--precision",
+        help="auto (bf16 on CPUs with AVX512-BF16/AMX and GPUs from sm_80, fp16 on older "
+        "GPUs, else fp32), fp32, bf16 or fp16. Default: STAC_COH_PRECISION, else auto.",
     ),
     tile: int | None = typer.Option(
         None,
@@ -136,6 +155,8 @@ def predict_command(
     _choice(dtype, DTYPES, "--dtype")
     if device is not None:
         _choice(device, DEVICES, "--device")
+    if precision is not None:
+        _choice(precision, PRECISIONS, "--precision")
     out = OutputFile.parse(output, option="-o")
     unc = OutputFile.parse(uncertainty, option="--uncertainty") if uncertainty else None
     if unc is not None and unc.location == out.location:
@@ -152,7 +173,7 @@ def predict_command(
         unc,
         db=db,
         band=band,
-        predictor=dict(estimator=estimator, weights=weights, device=device),
+        predictor=dict(estimator=estimator, weights=weights, device=device, precision=precision),
         run=dict(mode=mode, tile=tile, batch_size=batch_size, dtype=dtype),
     )
     typer.echo(_summary_line(summary, loaded, outputs))
@@ -188,6 +209,7 @@ def _predict(
             weights=predictor["weights"] or settings.weights or "auto",
             device=predictor["device"] or settings.device,
             cache_dir=settings.cache_dir,
+            precision=predictor["precision"] or settings.precision,
         )
         if run["batch_size"] is None and run["mode"] == "fast" and loaded.device == "cuda":
             run = {**run, "batch_size": CUDA_FAST_BATCH}

@@ -167,7 +167,7 @@ def run_manifest(
         return None
     loaded = processing.load_predictor(settings)
     console.print(
-        f"Weights: {_weights_line(loaded)}; device: {loaded.device}",
+        f"Weights: {_weights_line(loaded)}; device: {loaded.device} ({loaded.precision})",
         highlight=False,
         soft_wrap=True,
     )

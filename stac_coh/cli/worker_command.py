@@ -237,9 +237,10 @@ def _process(
     log_event(
         log,
         "worker.predictor",
-        f"weights {loaded.card.name} on {loaded.device}",
+        f"weights {loaded.card.name} on {loaded.device} ({loaded.precision})",
         weights=loaded.card.name,
         device=loaded.device,
+        precision=loaded.precision,
     )
     gdal = read_gdal_options(manifest.source, extra=gdal_overrides(os.environ))
     processor = PairProcessor(manifest, store, loaded, options, gdal_options=gdal)

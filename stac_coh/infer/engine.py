@@ -9,43 +9,54 @@ pixel about 16 times.
 
 Both modes read windows from a :class:`~stac_coh.grid.PairReader` in a read-ahead thread
 and hand finished core windows to the caller, so memory depends on tile size and batch,
-not on the scene. :func:`predict_to_cogs` writes them to COGs; :func:`predict_array` keeps
-them in memory for small inputs (tests, evaluation).
+not on the scene. :func:`predict_to_cogs` encodes and writes them to COGs in a
+write-behind thread (with statistics, a footprint mask and any renders such as the
+``visual`` picture, all in the same pass); :func:`predict_array` keeps them in memory for
+small inputs (tests, evaluation).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from stac_coh.constants import DEFAULT_REFERENCE_BLOCK, DEFAULT_TILE, MODES
 from stac_coh.errors import InputError
-from stac_coh.grid import PairReader
+from stac_coh.grid import OutputGrid, PairReader
 from stac_coh.infer.network import (
     NetworkPredictor,
     receptive_field,
     resolve_device,
     reuse_freed_memory,
 )
-from stac_coh.infer.streaming import CogSink, capture_gdal_options, prefetch
-from stac_coh.infer.tiling import (
-    PatchBlock,
-    TileWindow,
-    kaiser_window_2d,
-    plan_reference,
-    plan_tiles,
+from stac_coh.infer.outputs import DecimatedMask, OutputFacts, StageTimes
+from stac_coh.infer.streaming import (
+    CogSink,
+    RenderFactory,
+    RenderSink,
+    WriteBehind,
+    capture_gdal_options,
+    run_concurrently,
 )
-from stac_coh.io.cog import encoding_for
-from stac_coh.model.card import ModelCard, Tiling
-from stac_coh.model.preprocess import FLOAT32_EPS, valid_mask
+from stac_coh.infer.tiling import PatchBlock, TileWindow
+from stac_coh.infer.units import (
+    Mode,
+    ProgressCallback,
+    TilePredictor,
+    iter_predictions,
+    plan_units,
+    predict_array,
+    tiling_of,
+)
+from stac_coh.io.cog import decode, encoding_for
+from stac_coh.model.card import Tiling
 
 __all__ = [
     "DEFAULT_REFERENCE_BLOCK",
@@ -55,6 +66,7 @@ __all__ = [
     "NetworkPredictor",
     "PredictionSummary",
     "ProgressCallback",
+    "RenderFactory",
     "TilePredictor",
     "iter_predictions",
     "plan_units",
@@ -65,191 +77,10 @@ __all__ = [
     "reuse_freed_memory",
 ]
 
-Mode = Literal["fast", "reference"]
-ProgressCallback = Callable[[int, int], None]
-"""``on_progress(done_units, total_units)``, called after each tile or block is written."""
-
-
-@runtime_checkable
-class TilePredictor(Protocol):
-    """Anything that maps tiles of two linear backscatter images to coherence.
-
-    The network (:class:`NetworkPredictor`) and classic estimators
-    (``stac_coh.infer.estimators.SiegertPredictor``) both run through the same I/O path.
-    """
-
-    @property
-    def halo(self) -> int:
-        """Context pixels on each side of a tile's core that its output depends on."""
-        ...
-
-    @property
-    def multiple(self) -> int:
-        """Tile height and width must be multiples of this."""
-        ...
-
-    def __call__(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """(N, 2, h, w) linear power (t1, t2; NaN = no data) -> (N, 2, h, w).
-
-        Channel 0 is coherence in [0, 1], channel 1 its uncertainty (a standard deviation).
-        """
-        ...
-
-
-Unit = TileWindow | PatchBlock
-
-
-def plan_units(
-    height: int,
-    width: int,
-    predictor: TilePredictor,
-    *,
-    mode: str = "fast",
-    tile: int | None = None,
-    tiling: Tiling | None = None,
-) -> list[TileWindow] | list[PatchBlock]:
-    """The work units of a scene: halo tiles (``fast``) or patch blocks (``reference``)."""
-    tile = tile or (DEFAULT_TILE if mode == "fast" else DEFAULT_REFERENCE_BLOCK)
-    if tile < 1:
-        raise InputError(f"--tile must be a positive number of pixels, got {tile}.")
-    if mode == "fast":
-        return plan_tiles(height, width, tile, predictor.halo, predictor.multiple)
-    if mode == "reference":
-        t = tiling or Tiling()
-        if t.patch_size % predictor.multiple:
-            raise InputError(
-                f"Reference patches of {t.patch_size} px do not fit a predictor that needs "
-                f"multiples of {predictor.multiple}."
-            )
-        return plan_reference(height, width, block=tile, patch=t.patch_size, stride=t.stride)
-    raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}.")
-
-
-def _finish(values: npt.NDArray[np.float32], inputs: npt.NDArray[np.float32]) -> np.ndarray:
-    """Clip coherence to [0, 1] and set NaN wherever either input is not valid backscatter."""
-    out = np.array(values, dtype=np.float32, copy=True)
-    out[0] = np.clip(out[0], 0.0, 1.0)
-    out[:, ~valid_mask(inputs[0], inputs[1])] = np.nan
-    return out
-
-
-def _run_fast(
-    data: Iterator[tuple[TileWindow, np.ndarray]],
-    predictor: TilePredictor,
-    batch_size: int,
-) -> Iterator[tuple[TileWindow, np.ndarray]]:
-    """Batch tiles of equal read shape, predict, crop each core."""
-    pending: list[tuple[TileWindow, np.ndarray]] = []
-
-    def flush() -> Iterator[tuple[TileWindow, np.ndarray]]:
-        predicted = predictor(np.stack([d for _t, d in pending]))
-        for (tile, inputs), values in zip(pending, predicted, strict=True):
-            yield tile, _finish(tile.crop(values), tile.crop(inputs))
-        pending.clear()
-
-    for tile, inputs in data:
-        if pending and pending[0][0].read_shape != tile.read_shape:
-            yield from flush()
-        pending.append((tile, inputs))
-        if len(pending) >= batch_size:
-            yield from flush()
-    if pending:
-        yield from flush()
-
-
-def _run_reference(
-    data: Iterator[tuple[PatchBlock, np.ndarray]],
-    predictor: TilePredictor,
-    batch_size: int,
-    kaiser_beta: float,
-) -> Iterator[tuple[TileWindow, np.ndarray]]:
-    """The published aggregation, block by block: sum(w * p) / max(sum(w), eps), clipped."""
-    for block, inputs in data:
-        size = block.patch
-        weight = kaiser_window_2d(size, kaiser_beta)
-        total = np.zeros((2, *block.window.read_shape), dtype=np.float32)
-        weights = np.zeros(block.window.read_shape, dtype=np.float32)
-        origins = block.patches
-        for start in range(0, len(origins), batch_size):
-            chunk = origins[start : start + batch_size]
-            patches = np.stack([inputs[:, r : r + size, c : c + size] for r, c in chunk])
-            for (r, c), predicted in zip(chunk, predictor(patches), strict=True):
-                total[:, r : r + size, c : c + size] += predicted * weight
-                weights[r : r + size, c : c + size] += weight
-        averaged = total / np.maximum(weights, np.float32(FLOAT32_EPS))
-        window = block.window
-        yield window, _finish(window.crop(averaged), window.crop(inputs))
-
-
-def iter_predictions(
-    reader: PairReader,
-    predictor: TilePredictor,
-    units: Sequence[TileWindow] | Sequence[PatchBlock],
-    *,
-    batch_size: int | None = None,
-    tiling: Tiling | None = None,
-    gdal_options: Mapping[str, Any] | None = None,
-) -> Iterator[tuple[TileWindow, npt.NDArray[np.float32]]]:
-    """Yield ``(core window, (2, h, w) [coherence, uncertainty])`` as units finish.
-
-    Units come from :func:`plan_units`. ``batch_size`` defaults to 1 tile (``fast``; big
-    tiles already fill a CPU) or the card's batch of patches (``reference``).
-    """
-    t = tiling or Tiling()
-    options = dict(gdal_options) if gdal_options is not None else capture_gdal_options()
-
-    def read(unit: Unit) -> np.ndarray:
-        w = unit.window if isinstance(unit, PatchBlock) else unit
-        return reader.read(w.read_row_off, w.read_col_off, w.read_height, w.read_width)
-
-    if units and isinstance(units[0], PatchBlock):
-        size = batch_size or t.batch_size
-        blocks = prefetch(units, read, depth=1, gdal_options=options)
-        yield from _run_reference(blocks, predictor, size, t.kaiser_beta)  # type: ignore[arg-type]
-        return
-    size = batch_size or 1
-    # Equal read shapes together, so batches fill; output windows can land in any order.
-    tiles = sorted(units, key=lambda u: u.read_shape)  # type: ignore[union-attr]
-    data = prefetch(tiles, read, depth=2 * size, gdal_options=options)
-    yield from _run_fast(data, predictor, size)  # type: ignore[arg-type]
-
-
-def _tiling_of(predictor: TilePredictor, tiling: Tiling | None) -> Tiling:
-    """The reference tiling: given, else the predictor's model card, else the published."""
-    if tiling is not None:
-        return tiling
-    card = getattr(predictor, "card", None)
-    return card.tiling if isinstance(card, ModelCard) else Tiling()
-
-
-def predict_array(
-    t1: npt.ArrayLike,
-    t2: npt.ArrayLike,
-    predictor: TilePredictor,
-    *,
-    mode: str = "fast",
-    tile: int | None = None,
-    batch_size: int | None = None,
-    tiling: Tiling | None = None,
-) -> npt.NDArray[np.float32]:
-    """Predict (2, H, W) [coherence, uncertainty] for two in-memory images (NaN = nodata)."""
-    from stac_coh.load.file_pair import ArrayPairReader
-
-    reader = ArrayPairReader(t1, t2)
-    height, width = reader.grid.shape
-    tiling = _tiling_of(predictor, tiling)
-    units = plan_units(height, width, predictor, mode=mode, tile=tile, tiling=tiling)
-    out = np.full((2, height, width), np.nan, dtype=np.float32)
-    for w, values in iter_predictions(
-        reader, predictor, units, batch_size=batch_size, tiling=tiling, gdal_options={}
-    ):
-        out[:, w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] = values
-    return out
-
 
 @dataclass(frozen=True)
 class PredictionSummary:
-    """What one prediction produced: where, how much, how long."""
+    """What one prediction produced: where, how much, how long, and what it knows."""
 
     path: Path
     """The coherence COG."""
@@ -273,11 +104,50 @@ class PredictionSummary:
     """Standard deviation of stored coherence (NaN when none)."""
     seconds: float
     """Wall time of the whole prediction, COG conversion included."""
+    grid: OutputGrid | None = None
+    """The output grid (the COGs are padded past it at the bottom and right)."""
+    outputs: Mapping[str, OutputFacts] = field(default_factory=dict)
+    """``coherence`` (and ``uncertainty``): encoding, stored size, exact statistics."""
+    valid_mask: DecimatedMask | None = None
+    """Where coherence has a value, decimated (what the item's footprint is traced on)."""
+    renders: Mapping[str, Path] = field(default_factory=dict)
+    """Pictures rendered in the same pass (e.g. ``visual``), by name."""
+    precision: str | None = None
+    """Numeric precision of the predictor (``fp32``, ``bf16``, ``fp16``), if it has one."""
+    timings: Mapping[str, float] = field(default_factory=dict)
+    """Seconds per stage (``read``, ``network``, ``write``, ``cog``...; see docs/inference.md)."""
 
     @property
     def valid_fraction(self) -> float:
         """Share of the grid with a value."""
         return self.valid_pixels / self.total_pixels if self.total_pixels else 0.0
+
+
+class _TileWriter:
+    """The write-behind work for one tile: encode, write, statistics, footprint, renders."""
+
+    def __init__(
+        self,
+        sink: CogSink,
+        names: Sequence[str],
+        mask: DecimatedMask,
+        renders: Mapping[str, RenderSink],
+        times: StageTimes,
+    ) -> None:
+        self.sink, self.names, self.mask = sink, names, mask
+        self.renders, self.times = renders, times
+        self.encoding = sink.encoding
+
+    def __call__(self, item: tuple[TileWindow, np.ndarray]) -> None:
+        window, values = item
+        with self.times.measure("write"):
+            stored = [self.sink.write(n, window, values[c]) for c, n in enumerate(self.names)]
+            coherence = decode(stored[0], self.encoding)
+            self.mask.add(window.row_off, window.col_off, np.isfinite(coherence))
+        if self.renders:
+            with self.times.measure("render"):
+                for render in self.renders.values():
+                    render.write(window.row_off, window.col_off, coherence)
 
 
 def predict_to_cogs(
@@ -294,8 +164,13 @@ def predict_to_cogs(
     workdir: str | PathLike[str] | None = None,
     gdal_options: Mapping[str, Any] | None = None,
     tiling: Tiling | None = None,
+    renders: Mapping[str, RenderFactory] | None = None,
 ) -> PredictionSummary:
     """Predict coherence over ``reader``'s grid and write it (and optionally its uncertainty).
+
+    Reading (a read-ahead thread), the predictor (this thread) and encoding, writing,
+    statistics and renders (a write-behind thread) overlap; at the end every COG is
+    converted at once.
 
     Args:
         reader: the two images on the output grid.
@@ -307,11 +182,14 @@ def predict_to_cogs(
             ``DEFAULT_TILE`` or ``DEFAULT_REFERENCE_BLOCK``.
         batch_size: tiles (fast) or patches (reference) per predictor call.
         dtype: ``uint8`` (scale 0.004, nodata 255) or ``float32`` (NaN nodata).
-        on_progress: called with (done, total) units after each one is written.
+        on_progress: called (in this thread) with (done, total) units after each one is
+            written.
         workdir: where intermediate GeoTIFFs go; default beside ``out_path``.
         gdal_options: GDAL options for the read-ahead thread; default the caller's
             active ``rasterio.Env`` (or the cloud defaults).
         tiling: reference tiling; default the predictor's model card, else the published.
+        renders: pictures to render from the stored coherence in the same pass, by name
+            (e.g. ``{"visual": publish.render.VisualSink.factory(path)}``).
 
     Returns:
         Statistics of the stored coherence and where it went. On any error no output file
@@ -328,27 +206,43 @@ def predict_to_cogs(
         if outputs["uncertainty"].resolve() == outputs["coherence"].resolve():
             raise InputError("--uncertainty must name a different file than -o/--output.")
     grid = reader.grid
-    tiling = _tiling_of(predictor, tiling)
+    tiling = tiling_of(predictor, tiling)
     units = plan_units(grid.height, grid.width, predictor, mode=mode, tile=tile, tiling=tiling)
+    options = dict(gdal_options) if gdal_options is not None else capture_gdal_options()
+    times = StageTimes()
+    before = dict(getattr(predictor, "timings", {}))  # a predictor may serve many pairs
+    mask = DecimatedMask(grid.height, grid.width)
     scratch = Path(workdir) if workdir is not None else None
-    with CogSink(grid, outputs, encoding, workdir=scratch) as sink:
-        predictions = iter_predictions(
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(CogSink(grid, outputs, encoding, workdir=scratch))
+        pictures = {}
+        for name, factory in (renders or {}).items():
+            pictures[name] = factory(grid)
+            stack.callback(pictures[name].close)
+        _stream(
             reader,
             predictor,
             units,
+            sink,
+            mask,
+            pictures,
+            times,
+            on_progress,
             batch_size=batch_size,
             tiling=tiling,
-            gdal_options=gdal_options,
+            options=options,
         )
-        # closing(): an error here stops the read-ahead thread now, not at garbage collection.
-        with contextlib.closing(predictions):
-            for done, (window, values) in enumerate(predictions, start=1):
-                for channel, name in enumerate(outputs):
-                    sink.write(name, window, values[channel])
-                if on_progress is not None:
-                    on_progress(done, len(units))
-        sink.commit()
-    stats = sink.stats["coherence"]
+        with times.measure("cog"):
+            tasks: dict[str, Callable[[], Path]] = dict(sink.conversions())
+            tasks.update({f"render:{n}": r.commit for n, r in pictures.items()})
+            # Nothing else runs now: let GDAL compress each COG's blocks on every core.
+            done = run_concurrently(tasks, {"GDAL_NUM_THREADS": "ALL_CPUS", **options})
+            sink.publish()
+    facts = sink.facts()
+    stats = facts["coherence"].stats
+    timings = dict(times.seconds)
+    for stage, seconds in getattr(predictor, "timings", {}).items():
+        timings[f"network: {stage}"] = seconds - before.get(stage, 0.0)
     return PredictionSummary(
         path=outputs["coherence"],
         uncertainty_path=outputs.get("uncertainty"),
@@ -361,4 +255,62 @@ def predict_to_cogs(
         max=stats.maximum if stats.count else float("nan"),
         std=stats.std,
         seconds=time.perf_counter() - started,
+        grid=grid,
+        outputs=facts,
+        valid_mask=mask,
+        renders={n: done[f"render:{n}"] for n in pictures},
+        precision=_precision_of(predictor),
+        timings=timings,
     )
+
+
+def _stream(
+    reader: PairReader,
+    predictor: TilePredictor,
+    units: Sequence[TileWindow] | Sequence[PatchBlock],
+    sink: CogSink,
+    mask: DecimatedMask,
+    renders: Mapping[str, RenderSink],
+    times: StageTimes,
+    on_progress: ProgressCallback | None,
+    *,
+    batch_size: int | None,
+    tiling: Tiling,
+    options: Mapping[str, Any],
+) -> None:
+    """Predict every unit and hand each finished window to the write-behind thread."""
+    predictions = iter_predictions(
+        reader,
+        predictor,
+        units,
+        batch_size=batch_size,
+        tiling=tiling,
+        gdal_options=options,
+        times=times,
+    )
+    write = _TileWriter(sink, list(sink.outputs), mask, renders, times)
+    reported = 0
+
+    def report() -> None:
+        nonlocal reported
+        while on_progress is not None and reported < writer.done:
+            reported += 1
+            on_progress(reported, len(units))
+
+    # closing(): an error here stops the read-ahead thread now, not at garbage collection.
+    with (
+        contextlib.closing(predictions),
+        WriteBehind(write, depth=2, gdal_options=options, times=times) as writer,
+    ):
+        for item in predictions:
+            writer.put(item)
+            report()
+        with times.measure("drain writer"):
+            writer.close()
+    report()
+
+
+def _precision_of(predictor: TilePredictor) -> str | None:
+    """The predictor's numeric precision name, when it has one (the network does)."""
+    choice = getattr(predictor, "precision", None)
+    return getattr(choice, "name", None)

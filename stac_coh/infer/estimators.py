@@ -64,7 +64,7 @@ def box_mean(x: npt.ArrayLike, window: int) -> npt.NDArray[np.float64]:
     dtype = np.complex128 if np.iscomplexobj(arr) else np.float64
     total = _box_sum(arr.astype(dtype), window)
     count = _box_sum(np.ones(arr.shape, dtype=np.float64), window)
-    return total / count  # type: ignore[no-any-return]
+    return total / count
 
 
 def nan_box_mean(x: npt.ArrayLike, window: int) -> tuple[FloatArray, FloatArray]:
@@ -234,8 +234,9 @@ class BackscatterLookup:
         for t1, t2, label in scenes:
             b1, b2 = proto._bins(np.asarray(t1, float), np.asarray(t2, float))
             good = (b1 >= 0) & (b2 >= 0) & np.isfinite(label)
-            np.add.at(sums, (b1[good], b2[good]), np.asarray(label)[good])
-            np.add.at(counts, (b1[good], b2[good]), 1)
+            index = (b1[good].astype(np.intp), b2[good].astype(np.intp))
+            np.add.at(sums, index, np.asarray(label)[good])
+            np.add.at(counts, index, 1)
         if not counts.any():
             raise InputError("BackscatterLookup.fit got no valid pixels; check the inputs.")
         table = _fill_nearest(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))

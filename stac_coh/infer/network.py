@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
+import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,7 +18,8 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from stac_coh.errors import InputError
+from stac_coh.errors import InputError, PrecisionWarning
+from stac_coh.infer.precision import PrecisionChoice, choose_precision
 from stac_coh.infer.tiling import round_up
 from stac_coh.model.card import ModelCard
 from stac_coh.model.fused import InferenceResUNet
@@ -24,6 +28,8 @@ from stac_coh.model.resunet import DEPTH_MULTIPLE, ResUNet
 from stac_coh.model.uncertainty import head_to_sigma
 
 __all__ = ["NetworkPredictor", "receptive_field", "resolve_device", "reuse_freed_memory"]
+
+log = logging.getLogger(__name__)
 
 
 def receptive_field(depth: int = 4, convs_per_block: int = 2) -> tuple[int, int]:
@@ -98,21 +104,6 @@ def reuse_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 2**30) and mallopt(m_trim_threshold, 2**31 - 1))
 
 
-def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """Autocast dtype for ``precision``; reduced precision only on CUDA."""
-    if precision == "float32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision not in ("bfloat16", "float16"):
-        raise InputError(
-            f"precision must be auto, float32, bfloat16 or float16, not {precision!r}."
-        )
-    if device.type != "cuda":
-        raise InputError(f"{precision} autocast runs on CUDA only; use float32 on {device.type}.")
-    return torch.bfloat16 if precision == "bfloat16" else torch.float16
-
-
 class NetworkPredictor:
     """The ResUNet as a :class:`~stac_coh.infer.engine.TilePredictor`: preprocessing, device, heads.
 
@@ -120,11 +111,12 @@ class NetworkPredictor:
         model: the network (left untouched; a prepared copy runs).
         card: its model card (preprocessing, uncertainty mapping, reference tiling).
         device: ``auto``, ``cpu``, ``cuda``, ``mps`` or a torch device.
-        precision: ``auto`` (bf16, or fp16 where bf16 is missing, autocast on CUDA; float32
-            elsewhere), ``float32``, ``bfloat16`` or ``float16``.
+        precision: ``auto`` (the device's native reduced precision, else fp32; see
+            :mod:`stac_coh.infer.precision`), ``fp32``, ``bf16`` or ``fp16`` (autocast).
         halo: context per side; default the receptive field rounded up to 16 (144).
-        channels_last: NHWC memory layout; default on for CPU (oneDNN convolutions run
-            about 4x faster in it here) and CUDA (tensor cores), off for MPS.
+        channels_last: NHWC memory layout; default on for CPU (oneDNN's convolutions run
+            1.2x faster in it in fp32 and ~4x in bf16, docs/inference.md) and CUDA (tensor
+            cores), off for MPS.
         optimize: run :class:`~stac_coh.model.fused.InferenceResUNet` (BatchNorm folded,
             in-place activations; equal up to float rounding) instead of ``model`` itself.
     """
@@ -142,7 +134,13 @@ class NetworkPredictor:
     ) -> None:
         self.card = card
         self.device = resolve_device(device)
-        self.autocast_dtype = _autocast_dtype(self.device, precision)
+        self.precision: PrecisionChoice = choose_precision(precision, self.device)
+        self.autocast_dtype = self.precision.autocast_dtype
+        self._fp16_fallbacks = 0
+        self.timings: dict[str, float] = dict.fromkeys(
+            ("preprocess", "to device", "forward", "postprocess"), 0.0
+        )
+        """Wall seconds spent in each step of every call so far."""
         self.multiple = DEPTH_MULTIPLE
         depth = len(model.encoders)
         self.halo = round_up(max(receptive_field(depth)), self.multiple) if halo is None else halo
@@ -156,35 +154,91 @@ class NetworkPredictor:
         if channels_last:
             prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = prepared
+        self._heads_finite = True
+        if self.autocast_dtype == torch.float16:
+            heads = getattr(prepared, "heads", None) or prepared.mean_head
+            assert isinstance(heads, nn.Module)
+            heads.register_forward_pre_hook(self._watch_overflow)
+
+    def _watch_overflow(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        """Note whether the features reaching the heads are finite (fp16 saturates at 65504)."""
+        self._heads_finite = bool(torch.isfinite(args[0]).all())
 
     @property
     def name(self) -> str:
         """The model card's name (what the CLI reports as 'weights')."""
         return self.card.name
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The autocast context the model runs in (nothing for fp32)."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def _fp32_rerun(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Recompute a batch whose fp16 activations overflowed (65504), in float32."""
+        self._fp16_fallbacks += 1
+        if self._fp16_fallbacks == 1:
+            warnings.warn(
+                f"fp16 activations of weights '{self.card.name}' overflowed on a tile; such "
+                "tiles are recomputed in fp32 (slower). --precision fp32 or bf16 avoids it.",
+                PrecisionWarning,
+                stacklevel=3,
+            )
+        log.debug("fp16 overflow: tile recomputed in fp32 (%d so far)", self._fp16_fallbacks)
+        out = self.model(tensor)
+        self._heads_finite = True
+        return out
+
+    def prepare(self, tile: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+        """(2, h, w) linear power -> model input, padded at the end to the network's multiple.
+
+        Pure and thread-safe: the engine runs it in its read-ahead thread, so the device
+        never waits for preprocessing.
+        """
+        x = to_model_input(tile[0], tile[1], self.card.preprocessing)
+        height, width = x.shape[-2:]
+        pad_h = round_up(height, self.multiple) - height
+        pad_w = round_up(width, self.multiple) - width
+        if pad_h or pad_w:
+            x = np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)))
+        return x
 
     def __call__(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Predict coherence and its standard deviation for (N, 2, h, w) linear power."""
         arr = np.asarray(batch, dtype=np.float32)
         if arr.ndim != 4 or arr.shape[1] != 2:
             raise InputError(f"NetworkPredictor needs (N, 2, h, w) input, got {arr.shape}.")
-        height, width = arr.shape[-2:]
-        prep = self.card.preprocessing
-        x = np.stack([to_model_input(tile[0], tile[1], prep) for tile in arr])
-        pad_h = round_up(height, self.multiple) - height
-        pad_w = round_up(width, self.multiple) - width
-        if pad_h or pad_w:
-            x = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
+        clock = time.perf_counter()
+        x = np.stack([self.prepare(tile) for tile in arr])
+        self._tick("preprocess", clock)
+        return self.predict_prepared(x, arr.shape[-2], arr.shape[-1])
+
+    def predict_prepared(
+        self, x: npt.NDArray[np.float32], height: int, width: int
+    ) -> npt.NDArray[np.float32]:
+        """Run (N, 2, H, W) :meth:`prepare` d input; return (N, 2, height, width)."""
+        clock = time.perf_counter()
         tensor = torch.from_numpy(x).to(self.device)
         if self.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), self._autocast():
-            out = self.model(tensor)
+        clock = self._tick("to device", clock)
+        with torch.inference_mode():
+            with self.autocast():
+                out = self.model(tensor)
+            if not self._heads_finite:
+                out = self._fp32_rerun(tensor)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # else the copy below waits for the GPU
+        clock = self._tick("forward", clock)
         result = out.float()[..., :height, :width].cpu().numpy()
         result = np.ascontiguousarray(result, dtype=np.float32)
         result[:, 1] = head_to_sigma(result[:, 1], self.card.uncertainty)
+        self._tick("postprocess", clock)
         return result
+
+    def _tick(self, step: str, since: float) -> float:
+        """Add the time since ``since`` to ``step``; return now."""
+        now = time.perf_counter()
+        self.timings[step] += now - since
+        return now

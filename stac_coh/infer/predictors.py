@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 from os import PathLike
 
-from stac_coh.constants import ESTIMATORS
+from stac_coh.constants import ESTIMATORS, PRECISIONS
 from stac_coh.errors import InputError, WeightsProvenanceWarning
 from stac_coh.infer.engine import TilePredictor
 from stac_coh.model.card import Architecture, ModelCard, Provenance
@@ -31,6 +31,8 @@ class LoadedPredictor:
     """Model card of the weights (a descriptive card for non-network estimators)."""
     device: str
     """Device type it runs on (``cpu``, ``cuda``, ``mps``)."""
+    precision: str = "fp32"
+    """Numeric precision it runs at (``fp32``, ``bf16``, ``fp16``); what items record."""
 
     @property
     def is_bundled_demo(self) -> bool:
@@ -44,13 +46,21 @@ def build_predictor(
     weights: str | PathLike[str] | None = None,
     device: str = "auto",
     cache_dir: str | PathLike[str] | None = None,
+    precision: str = "auto",
 ) -> LoadedPredictor:
     """Load the weights (``None`` = bundled, ``auto`` = published) or set up Siegert.
 
     ``cache_dir`` is stac-coh's cache directory (Hub snapshots and conversions).
+    ``precision`` is ``auto|fp32|bf16|fp16`` (see :mod:`stac_coh.infer.precision`); the
+    Siegert baseline always computes in float32.
     """
     if estimator == "siegert":
         from stac_coh.infer.estimators import SiegertPredictor
+
+        if precision not in PRECISIONS:
+            raise InputError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}."
+            )
 
         card = ModelCard(
             name=f"siegert-w{SIEGERT_WINDOW}",
@@ -68,8 +78,8 @@ def build_predictor(
     from stac_coh.model.weights import load_weights
 
     model, card = load_weights(weights, cache_dir=cache_dir)
-    predictor = NetworkPredictor(model, card, device=device)
-    loaded = LoadedPredictor(predictor, card, predictor.device.type)
+    predictor = NetworkPredictor(model, card, device=device, precision=precision)
+    loaded = LoadedPredictor(predictor, card, predictor.device.type, predictor.precision.name)
     if loaded.is_bundled_demo:
         warnings.warn(
             f"Using weights '{card.name}', trained on SIMULATED data for demonstration and "

@@ -11,12 +11,20 @@ memory, and each fresh output tensor costs page faults. For inference with fixed
   explicit padded copy;
 * the two 1x1 heads are one 2-channel convolution followed by one sigmoid.
 
+Under reduced-precision autocast (bf16/fp16, see ``stac_coh.infer.precision``) two cheap
+ends stay in float32: the convolutions that read the 2-channel input (rounding the
+dB-scaled backscatter to bf16's 8-bit mantissa doubles the difference from fp32; these
+are 0.3 % of the FLOPs) and the heads (so coherence is not rounded to bf16 steps).
+Without autocast these are no-ops and the network computes exactly what it did before.
+
 ``tests/test_infer.py`` checks the result against ``ResUNet.forward`` on whole scenes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,20 +35,41 @@ from stac_coh.model.resunet import ResidualBlock, ResUNet, UpConv
 
 __all__ = ["InferenceResUNet"]
 
+_AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def _full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """Suspend an active autocast for ``x``'s device (nothing to do without one)."""
+    kind = x.device.type
+    if kind in _AUTOCAST_DEVICES and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
+
 
 class _FoldedBlock(nn.Module):
-    """A residual block with BatchNorm folded in and in-place activations."""
+    """A residual block with BatchNorm folded in and in-place activations.
 
-    def __init__(self, block: ResidualBlock) -> None:
+    ``fp32_input``: the convolutions reading the block's input run in float32 even under
+    autocast (for the network's first block, whose input is the backscatter itself).
+    """
+
+    def __init__(self, block: ResidualBlock, *, fp32_input: bool = False) -> None:
         super().__init__()
         self.conv1 = fuse_conv_bn_eval(block.conv1, block.bn1)
         self.conv2 = fuse_conv_bn_eval(block.conv2, block.bn2)
         self.shortcut = block.shortcut
+        self.fp32_input = fp32_input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block."""
-        y = self.conv2(F.relu_(self.conv1(x)))
-        return F.relu_(y.add_(self.shortcut(x)))
+        if not self.fp32_input:
+            y = self.conv2(F.relu_(self.conv1(x)))
+            return F.relu_(y.add_(self.shortcut(x)))
+        with _full_precision(x):
+            hidden = F.relu_(self.conv1(x))
+            shortcut = self.shortcut(x)
+        y = self.conv2(hidden)
+        return F.relu_(y.add_(shortcut.to(y.dtype)))
 
 
 class _UpConvSame(nn.Module):
@@ -66,12 +95,17 @@ class InferenceResUNet(nn.Module):
     def __init__(self, model: ResUNet) -> None:
         super().__init__()
         source = copy.deepcopy(model).float().eval()
-        self.encoders = nn.ModuleList(_FoldedBlock(b) for b in source.encoders)  # type: ignore[arg-type]
+        self.encoders = nn.ModuleList(
+            _FoldedBlock(b, fp32_input=i == 0)  # type: ignore[arg-type]
+            for i, b in enumerate(source.encoders)
+        )
         self.bottleneck = _FoldedBlock(source.bottleneck)
         self.up_convs = nn.ModuleList(_UpConvSame(u) for u in source.up_convs)  # type: ignore[arg-type]
         self.decoders = nn.ModuleList(_FoldedBlock(b) for b in source.decoders)  # type: ignore[arg-type]
         mean, log_variance = source.mean_head, source.log_variance_head
         self.heads = nn.Conv2d(mean.in_channels, 2, 1)
+        assert mean.bias is not None and log_variance.bias is not None  # built with bias
+        assert self.heads.bias is not None
         with torch.no_grad():
             self.heads.weight.copy_(torch.cat([mean.weight, log_variance.weight]))
             self.heads.bias.copy_(torch.cat([mean.bias, log_variance.bias]))
@@ -89,4 +123,5 @@ class InferenceResUNet(nn.Module):
             self.up_convs, self.decoders, reversed(skips), strict=True
         ):
             x = decoder(torch.cat([skip, up_conv(x)], dim=1))
-        return torch.sigmoid_(self.heads(x))
+        with _full_precision(x):
+            return torch.sigmoid_(self.heads(x.float()))

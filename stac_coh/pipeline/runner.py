@@ -24,6 +24,7 @@ from stac_coh.io.storage import Store
 from stac_coh.load.stac_pair import open_pair_reader
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID, item_key
 from stac_coh.publish.pair import publish_pair
+from stac_coh.publish.render import VisualSink
 from stac_coh.search.manifest import Manifest, Pair
 
 __all__ = [
@@ -206,6 +207,7 @@ class PairProcessor:
                 overwrite=opts.overwrite,
                 weights_url=opts.weights_url,
                 update_collection=opts.update_collection,
+                prediction=summary,
             )
         return PairOutcome(
             pair.id,
@@ -241,6 +243,7 @@ class PairProcessor:
                 on_progress=on_tile,
                 workdir=tmp,
                 gdal_options=self.gdal_options,
+                renders={"visual": VisualSink.factory(tmp / "visual.tif")},
             )
         finally:
             reader.close()

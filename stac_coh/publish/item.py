@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -150,12 +150,18 @@ class ItemInputs:
     input_href: HrefResolver = public_href
     """Turns an input's canonical href into the published one (relative inside the
     published tree), or ``None`` to leave a machine path out."""
+    footprint: Mapping[str, Any] | None = None
+    """Outline of the valid pixels (EPSG:4326) when already known; else traced from the file."""
+    band_infos: Mapping[str, BandInfo] = field(default_factory=dict)
+    """Band metadata already known, by asset key (inference's exact statistics); else read."""
+    precision: str | None = None
+    """Numeric precision the network ran at (``fp32``, ``bf16``, ``fp16``), if known."""
 
 
 def build_item(pair: Pair, inputs: ItemInputs) -> pystac.Item:
     """The STAC item of ``pair``: geometry, times, extensions, assets and links."""
     coherence = inputs.files["coherence"]
-    geometry = footprint(coherence)
+    geometry = dict(inputs.footprint) if inputs.footprint else footprint(coherence)
     if geometry is None:
         log.warning("%s has no valid pixel; its footprint is the whole grid", pair.id)
         geometry = grid_outline(coherence)
@@ -235,7 +241,8 @@ def _add_assets(item: pystac.Item, inputs: ItemInputs) -> list[str]:
             size=path.stat().st_size, checksum=sha256_multihash(path)
         )
         if key in _BAND_MEANING:
-            schemas.extend(_add_bands(asset, key, band_info(path), item, inputs.model_card))
+            info = inputs.band_infos.get(key) or band_info(path)
+            schemas.extend(_add_bands(asset, key, info, item, inputs.model_card))
         elif key == "thumbnail":
             from PIL import Image
 

@@ -147,11 +147,17 @@ def stac_coh_fields(pair: Pair, inputs: ItemInputs) -> dict[str, Any]:
     return props
 
 
+def precision_fields(_pair: Pair, inputs: ItemInputs) -> dict[str, Any]:
+    """``coh:precision``: the arithmetic the network ran in (fp32, bf16 or fp16; #17)."""
+    return {"coh:precision": inputs.precision} if inputs.precision else {}
+
+
 PROPERTY_GROUPS: tuple[PropertyGroup, ...] = (
     PropertyGroup("common metadata", None, common_metadata),
     PropertyGroup("InSAR pair", INSAR, insar_fields),
     PropertyGroup("paper credited", SCIENTIFIC, citation_fields),
     PropertyGroup("processing", PROCESSING, processing_fields),
     PropertyGroup("stac-coh facts (no schema)", None, stac_coh_fields),
+    PropertyGroup("network precision (no schema)", None, precision_fields),
 )
 """Every property group of an item, in the order they appear."""

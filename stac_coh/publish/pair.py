@@ -31,6 +31,7 @@ from typing import Any, Literal
 import pystac
 
 from stac_coh.errors import ConflictError, RasterReadError
+from stac_coh.infer.engine import PredictionSummary
 from stac_coh.io.storage import Store
 from stac_coh.model.card import ModelCard
 from stac_coh.publish.collection import (
@@ -45,6 +46,7 @@ from stac_coh.publish.collection import (
     item_key,
 )
 from stac_coh.publish.item import ASSETS, ItemInputs, build_item
+from stac_coh.publish.known import KnownFacts
 from stac_coh.publish.layout import (
     build_subcatalog,
     group_key,
@@ -116,6 +118,7 @@ def publish_pair(
     weights_url: str | None = None,
     update_collection: bool = True,
     extra_properties: Mapping[str, Any] | None = None,
+    prediction: PredictionSummary | None = None,
 ) -> PublishResult:
     """Publish a pair's coherence (and uncertainty) COG as a STAC item in ``store``.
 
@@ -134,13 +137,17 @@ def publish_pair(
             with one, an MLM item describing the weights is published and linked.
         update_collection: Fold the item into the collection now (off: leave it to finalize).
         extra_properties: More item properties (namespaced by the caller).
+        prediction: What inference learnt while writing these files (exact statistics,
+            the valid mask, renders written in the same pass, precision); used instead of
+            reading the COGs again. Files are still checked (COG layout, checksum).
     """
     ikey = item_key(collection_id, pair.id)
     if not overwrite and (existing := store.get_or_none(ikey)) is not None:
         return _skipped(store, collection_id, ikey, existing.data, update_collection)
     model_href = ensure_model_item(store, model_card, weights_url=weights_url)
+    known = KnownFacts.of(prediction, Path(coherence_path))
     with tempfile.TemporaryDirectory(prefix="stac-coh-publish-") as tmp:
-        files = _prepare_files(Path(coherence_path), uncertainty_path, Path(tmp))
+        files = _prepare_files(Path(coherence_path), uncertainty_path, Path(tmp), known.visual)
         item = build_item(
             pair,
             ItemInputs(
@@ -152,6 +159,9 @@ def publish_pair(
                 processing_datetime=processing_datetime or datetime.now(UTC),
                 model_item_href=relative_key(model_href, ikey) if model_href else None,
                 input_href=tree_href(store, ikey),
+                footprint=known.footprint,
+                band_infos=known.band_infos(files),
+                precision=known.precision,
             ),
         )
         if extra_properties:
@@ -189,9 +199,9 @@ def tree_href(store: Store, from_key: str) -> HrefResolver:
 
 
 def _prepare_files(
-    coherence: Path, uncertainty: str | Path | None, workdir: Path
+    coherence: Path, uncertainty: str | Path | None, workdir: Path, visual: Path | None = None
 ) -> dict[str, Path]:
-    """COG data assets plus the rendered visual COG and PNG thumbnail, in asset order."""
+    """COG data assets plus the visual COG (rendered unless given) and PNG thumbnail."""
     for path in (coherence, uncertainty):
         if path is not None and not Path(path).is_file():
             raise RasterReadError(
@@ -200,7 +210,10 @@ def _prepare_files(
     files = {"coherence": ensure_cog(coherence, workdir)}
     if uncertainty is not None:
         files["uncertainty"] = ensure_cog(Path(uncertainty), workdir)
-    files["visual"] = write_visual(files["coherence"], workdir / "visual.tif")
+    if visual is not None and visual.is_file():
+        files["visual"] = visual
+    else:
+        files["visual"] = write_visual(files["coherence"], workdir / "visual.tif")
     files["thumbnail"] = write_thumbnail(files["coherence"], workdir / "thumbnail.png")
     return files
 

@@ -34,6 +34,7 @@ __all__ = [
     "band_object",
     "ensure_cog",
     "footprint",
+    "footprint_from_mask",
     "grid_outline",
     "raster_band_v1",
     "sha256_multihash",
@@ -197,15 +198,24 @@ def _decimated_shape(height: int, width: int, max_size: int) -> tuple[int, int]:
 def footprint(path: str | Path, *, max_size: int = FOOTPRINT_MAX_SIZE) -> dict[str, Any] | None:
     """GeoJSON (EPSG:4326) outline of the valid pixels, simplified; ``None`` if none.
 
-    Traced on a mask decimated to ``max_size`` pixels, simplified to one decimated pixel,
-    densified before reprojection so long UTM edges follow their curve, cut at the
-    antimeridian.
+    Traced on a mask decimated to ``max_size`` pixels (see :func:`footprint_from_mask`).
     """
     with rasterio.open(path) as ds:
         rows, cols = _decimated_shape(ds.height, ds.width, max_size)
         mask = ds.read_masks(1, out_shape=(rows, cols), resampling=Resampling.nearest) > 0
         transform = ds.transform * ds.transform.scale(ds.width / cols, ds.height / rows)
         crs = ds.crs
+    return footprint_from_mask(mask, transform, crs)
+
+
+def footprint_from_mask(mask: np.ndarray, transform: Any, crs: Any) -> dict[str, Any] | None:
+    """GeoJSON (EPSG:4326) outline of a (decimated) valid mask; ``None`` if nothing is valid.
+
+    Simplified to one mask pixel, densified before reprojection so long UTM edges follow
+    their curve, cut at the antimeridian. Inference keeps such a mask while it writes
+    (``PredictionSummary.valid_mask``), so publishing need not read the raster for it.
+    """
+    rows, cols = mask.shape
     if not mask.any():
         return None
     polygons = [

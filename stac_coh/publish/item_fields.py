@@ -19,7 +19,7 @@ from stac_coh.publish.text import as_sentence
 from stac_coh.search.manifest import Pair
 
 if TYPE_CHECKING:
-    from stac_coh.publish.item import ItemInputs
+    from stac_coh.publish.item_inputs import ItemInputs
 
 __all__ = [
     "ESTIMATOR",

@@ -85,23 +85,52 @@ def simulate_command(
     nodata_border: bool = typer.Option(
         True, "--nodata-border/--no-nodata-border", help="Give some scenes swath-edge nodata."
     ),
+    randomize: bool = typer.Option(
+        False,
+        "--randomize",
+        help="Domain randomisation per scene: looks 1.5-8, impulse responses, sampling, "
+        "shifts, baselines, generators, textures, nodata (what the bundled weights train on).",
+    ),
+    setting: str | None = typer.Option(
+        None,
+        "--setting",
+        help="Randomised test scenes of one held-out setting (e.g. looks-1.5-2.5), with "
+        "calibration gains and ramps; 'calibration' for the uncertainty calibration set.",
+    ),
 ) -> None:
     """Write simulated pairs."""
     from rich.progress import Progress
 
+    from stac_coh.science.randomize import simulate_randomized
+    from stac_coh.science.settings import calibration_randomization, test_randomization
     from stac_coh.science.sim import simulate_dataset
 
     with Progress(transient=True) as progress:
         task = progress.add_task("simulating", total=scenes)
-        index = simulate_dataset(
-            outdir,
-            scenes=scenes,
-            size=size,
-            seed=seed,
-            misregistration=misregistration,
-            nodata_border=nodata_border,
-            on_scene=lambda _k: progress.advance(task),
-        )
+        if randomize or setting:
+            ranges = None
+            if setting == "calibration":
+                ranges = calibration_randomization()
+            elif setting:
+                ranges = test_randomization(setting)
+            index = simulate_randomized(
+                outdir,
+                scenes=scenes,
+                size=size,
+                seed=seed,
+                randomization=ranges,
+                on_scene=lambda _k: progress.advance(task),
+            )
+        else:
+            index = simulate_dataset(
+                outdir,
+                scenes=scenes,
+                size=size,
+                seed=seed,
+                misregistration=misregistration,
+                nodata_border=nodata_border,
+                on_scene=lambda _k: progress.advance(task),
+            )
     typer.echo(f"Wrote {scenes} scenes; index: {index}")
 
 
@@ -129,6 +158,27 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = default)."),
+    input_mode: str = typer.Option(
+        "published",
+        "--input-mode",
+        help="Input preprocessing: published (MODEL.md) or wide-masked (wide dB window, "
+        "nodata channel); recorded in the model card.",
+    ),
+    augment_gain_db: float = typer.Option(
+        0.0, "--augment-gain-db", help="Gain common to both dates per patch, +-dB."
+    ),
+    augment_relative_db: float = typer.Option(
+        0.0, "--augment-relative-db", help="Gain of one date per patch, +-dB."
+    ),
+    augment_ramp_db: float = typer.Option(
+        0.0, "--augment-ramp-db", help="Ramp across a patch, +-dB."
+    ),
+    augment_nodata: float = typer.Option(
+        0.0, "--augment-nodata", help="Probability of a one-date nodata edge per patch."
+    ),
+    exclude: str = typer.Option(
+        "", "--exclude", help="Leave these held-out settings out (comma-separated names)."
+    ),
 ) -> None:
     """Train the ResUNet."""
     import torch
@@ -160,6 +210,12 @@ def train_command(
         seed=seed,
         init=init,
         device=device,
+        input_mode=input_mode,
+        augment_gain_db=augment_gain_db,
+        augment_relative_db=augment_relative_db,
+        augment_ramp_db=augment_ramp_db,
+        augment_nodata=augment_nodata,
+        exclude=exclude,
     )
     command = train_command_line(config, threads)
     columns = (

@@ -1,26 +1,31 @@
 """Physics-based simulation of Sentinel-1-like detected image pairs with known coherence.
 
-A scene is a land-cover map (water, urban, bare, forest, crops) built from two nested,
-domain-warped Voronoi tessellations: large zones and small parcels/stands. Every parcel
-draws its own backscatter, change between dates and coherence from class-typical
-distributions that overlap between classes, so brightness alone cannot tell coherence.
-A smooth texture common to both dates (tree crowns, buildings) is what fools the
-intensity-only Siegert estimator.
+A scene is a land-cover map (water, urban, bare, forest, crops) from one of the landscape
+generators of :mod:`stac_coh.science.landscapes` (by default two nested, domain-warped
+Voronoi tessellations). Every parcel draws its own backscatter, change between dates and
+coherence from class-typical distributions that overlap between classes, so brightness
+alone cannot tell coherence. A smooth texture common to both dates (tree crowns,
+buildings) is what fools the intensity-only Siegert estimator.
 
 Speckle is physical: complex SLC samples on a grid ``oversample`` times finer than the
-output, a and b iid circular complex Gaussians low-passed by a Gaussian impulse response,
-``z1 = sqrt(P1) a`` and ``z2 = sqrt(P2) (g a + sqrt(1 - g^2) b)``. The detected images are
-``|z|^2`` block-averaged to the 10 m grid (ENL about 4.5, like GRD/RTC). A sub-pixel
-misregistration shifts the speckle of the second date only for its detected image; the
-boxcar label is computed from the interferometrically coregistered SLCs. Thermal noise
-(NESZ) adds to both dates and lowers the true coherence of dark surfaces accordingly.
+output, a and b iid circular complex Gaussians low-passed by an impulse response,
+``z1 = sqrt(P1) a`` and ``z2 = sqrt(P2) (g a + sqrt(1 - g^2) b)``. By default the detected
+images are ``|z|^2`` block-averaged to the 10 m grid (ENL about 4.5, like GRD/RTC);
+``SceneSpec.speckle`` picks any other :class:`~stac_coh.science.speckle.SpeckleModel`
+(looks, impulse response, sampling, correlated pixels). A sub-pixel misregistration
+shifts the speckle of the second date only for its detected image; the boxcar label is
+computed from the interferometrically coregistered SLCs. Thermal noise (NESZ) adds to
+both dates and lowers the true coherence of dark surfaces accordingly. Calibration gains
+and incidence ramps (``gain_db``, ``relative_gain_db``, ``ramp_db``) scale the detected
+images only: they change no coherence.
+
+Every option defaults to the first simulator, which it reproduces bit for bit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,9 @@ import numpy.typing as npt
 from stac_coh.errors import InputError
 from stac_coh.infer.estimators import boxcar_coherence
 from stac_coh.science.datasets import DatasetEntry, write_geotiff, write_index
+from stac_coh.science.landscapes import LandCover, make_landscape, smooth_noise
+from stac_coh.science.speckle import SpeckleModel, detect_pair
+from stac_coh.science.speckle import _shift_ramp as _shift_ramp
 
 __all__ = [
     "CLASS_PARAMS",
@@ -44,17 +52,7 @@ __all__ = [
 ]
 
 F32 = npt.NDArray[np.float32]
-
-
-class LandCover(IntEnum):
-    """Land-cover codes of the simulated ``landcover`` raster (0 = nodata)."""
-
-    NODATA = 0
-    WATER = 1
-    URBAN = 2
-    BARE = 3
-    FOREST = 4
-    CROPS = 5
+F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -82,25 +80,17 @@ CLASS_PARAMS: dict[LandCover, ClassParams] = {
 }
 """Defaults for each class."""
 
-ZONE_WEIGHTS = {
-    LandCover.WATER: 0.12,
-    LandCover.URBAN: 0.18,
-    LandCover.FOREST: 0.22,
-    LandCover.CROPS: 0.48,  # an agricultural zone: crop fields mixed with bare parcels
-}
-"""Probability of each zone type."""
-
 
 @dataclass(frozen=True)
 class SceneSpec:
-    """How to simulate one scene."""
+    """How to simulate one scene (defaults: the first simulator, GRD-like, 12 days)."""
 
     size: int = 256
     """Output edge in 10 m pixels."""
     oversample: int = 3
-    """SLC samples per output pixel along each axis."""
+    """SLC samples per output pixel along each axis (default speckle model only)."""
     psf_sigma: float = 0.65
-    """Std (in SLC samples) of the Gaussian impulse response; sets speckle size and ENL."""
+    """Std (in SLC samples) of the Gaussian impulse response (default speckle model only)."""
     zone_px: float = 140.0
     """Typical edge of a land-cover zone in output pixels."""
     parcel_px: float = 28.0
@@ -115,6 +105,30 @@ class SceneSpec:
     """Give some scenes a slanted swath edge of nodata."""
     pixel_size: float = 10.0
     """Output pixel size in metres (UTM)."""
+    speckle: SpeckleModel | None = None
+    """Speckle model; None is the first simulator's (oversample x psf_sigma, block looks)."""
+    generator: str = "parcels"
+    """Landscape generator (see :mod:`stac_coh.science.landscapes`)."""
+    baseline_days: float = 12.0
+    """Temporal baseline: coherence decays and changes grow with it."""
+    decoupled: bool = False
+    """Draw parcel coherence uniformly in [0, 0.97] regardless of class and brightness."""
+    texture_scale: float = 1.0
+    """Multiplies every class's texture strength."""
+    texture_px: float = 1.5
+    """Correlation length of the common texture in pixels."""
+    nodata_shift_px: float = 4.0
+    """Largest offset between the two dates' swath edges (pixels)."""
+    nodata_holes: bool = False
+    """Also cut a blob of nodata into one date in some scenes (and vary edge slopes)."""
+    gain_db: float = 0.0
+    """Calibration gain common to both dates (dB)."""
+    relative_gain_db: float = 0.0
+    """Extra gain of the second date (dB)."""
+    ramp_db: float = 0.0
+    """Incidence-angle ramp common to both dates: dB change across the scene."""
+    ramp_angle: float = 0.0
+    """Direction of the ramp (radians; 0 = along columns, i.e. range)."""
 
 
 @dataclass(frozen=True)
@@ -146,9 +160,14 @@ def simulate_scene(seed: int, spec: SceneSpec | None = None) -> SimulatedScene:
     spec = spec or SceneSpec()
     rng = np.random.default_rng(seed)
     shape = (spec.size, spec.size)
-    landcover, parcels = _landcover(shape, spec, rng)
-    p1, p2, gamma = _parcel_fields(landcover, parcels, spec, rng)
+    land = make_landscape(spec.generator, shape, spec.zone_px, spec.parcel_px, rng)
+    landcover = land.landcover
+    p1, p2, gamma = _parcel_fields(landcover, land.parcels, spec, rng, land.wobble_coherence)
+    if land.wobble_db:
+        wobble = 10.0 ** (land.wobble_db * smooth_noise(shape, 10.0, rng) / 10.0)
+        p1, p2 = p1 * wobble, p2 * wobble
     t1, t2, boxcar = _speckle(p1, p2, gamma, spec, rng)
+    t1, t2 = _calibration(t1, t2, spec)
     mask1, mask2 = _nodata_masks(shape, spec, rng)
     t1[~mask1] = np.nan
     t2[~mask2] = np.nan
@@ -173,68 +192,13 @@ def simulate_scene(seed: int, spec: SceneSpec | None = None) -> SimulatedScene:
     )
 
 
-def smooth_noise(
-    shape: tuple[int, int], sigma: float, rng: np.random.Generator
-) -> npt.NDArray[np.float64]:
-    """Gaussian random field with correlation length ``sigma`` pixels, zero mean, unit std."""
-    white = rng.standard_normal(shape)
-    field = np.fft.ifft2(np.fft.fft2(white) * _gaussian_transfer(shape, sigma)).real
-    return (field - field.mean()) / max(float(field.std()), 1e-12)  # type: ignore[no-any-return]
-
-
-def _gaussian_transfer(shape: tuple[int, int], sigma: float) -> npt.NDArray[np.float64]:
-    """Fourier transfer function of a Gaussian kernel with std ``sigma`` samples."""
-    fy = np.fft.fftfreq(shape[0])[:, None]
-    fx = np.fft.fftfreq(shape[1])[None, :]
-    return np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))  # type: ignore[no-any-return]
-
-
-def _voronoi(
-    shape: tuple[int, int], cell_px: float, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
-    """Label map of a Voronoi tessellation with domain-warped (irregular) borders."""
-    rows, cols = shape
-    count = max(2, round(rows * cols / cell_px**2))
-    seeds = rng.uniform((0, 0), (rows, cols), size=(count, 2))
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    warp = cell_px / 4.0
-    yy += warp * smooth_noise(shape, cell_px / 4.0, rng)
-    xx += warp * smooth_noise(shape, cell_px / 4.0, rng)
-    best = np.full(shape, np.inf)
-    labels = np.zeros(shape, dtype=np.int64)
-    for i, (sy, sx) in enumerate(seeds):
-        dist = (yy - sy) ** 2 + (xx - sx) ** 2
-        closer = dist < best
-        best[closer] = dist[closer]
-        labels[closer] = i
-    return labels
-
-
-def _landcover(
-    shape: tuple[int, int], spec: SceneSpec, rng: np.random.Generator
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """Land-cover codes and parcel ids (unique per zone x parcel)."""
-    zones = _voronoi(shape, spec.zone_px, rng)
-    parcels = _voronoi(shape, spec.parcel_px, rng)
-    kinds = list(ZONE_WEIGHTS)
-    weights = np.array(list(ZONE_WEIGHTS.values()))
-    zone_kind = rng.choice(len(kinds), size=zones.max() + 1, p=weights / weights.sum())
-    landcover = np.array([int(kinds[k]) for k in zone_kind], dtype=np.uint8)[zones]
-    parcel_id = zones * (parcels.max() + 1) + parcels
-    # A quarter of the parcels in agricultural zones are bare (ploughed, fallow, rock).
-    ids, inverse = np.unique(parcel_id, return_inverse=True)
-    bare = rng.random(ids.size) < 0.25
-    agri = landcover == LandCover.CROPS
-    landcover[agri & bare[inverse.reshape(shape)]] = LandCover.BARE
-    return landcover, inverse.reshape(shape)
-
-
 def _parcel_fields(
     landcover: npt.NDArray[np.uint8],
     parcels: npt.NDArray[np.int64],
     spec: SceneSpec,
     rng: np.random.Generator,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    wobble: float = 0.04,
+) -> tuple[F64, F64, F64]:
     """Total power of both dates (signal + noise) and total coherence on the output grid."""
     shape = landcover.shape
     count = int(parcels.max()) + 1
@@ -251,15 +215,22 @@ def _parcel_fields(
         db1[sel] = rng.normal(params.db_mean, params.db_std, n)
         change[sel] = rng.normal(0.0, params.change_db_std, n)
         coh[sel] = rng.uniform(*params.coherence, n)
-        tex[sel] = params.texture
+        tex[sel] = params.texture * spec.texture_scale
+    years = spec.baseline_days / 12.0  # in units of the 12-day reference
+    if years != 1.0:
+        change *= np.sqrt(years)
     # Fields that changed a lot between dates also lost coherence (harvest, tillage).
     coh *= np.exp(-np.abs(change) / 8.0)
-    texture = np.exp(tex[parcels] * smooth_noise(shape, 1.5, rng))
+    if spec.decoupled:
+        coh = rng.uniform(0.0, 0.97, count)
+    elif years != 1.0:
+        coh = coh ** (years**0.6)  # temporal decorrelation, slower than exponential
+    texture = np.exp(tex[parcels] * smooth_noise(shape, spec.texture_px, rng))
     texture /= texture.mean()
     signal1 = 10.0 ** (db1[parcels] / 10.0) * texture
     drift = 10.0 ** (0.5 * smooth_noise(shape, 20.0, rng) / 10.0)  # moisture, wind
     signal2 = 10.0 ** ((db1 + change)[parcels] / 10.0) * texture * drift
-    within = 0.04 * smooth_noise(shape, 6.0, rng)
+    within = wobble * smooth_noise(shape, 6.0, rng)
     gamma_scene = np.clip(coh[parcels] + within, 0.0, 0.97)
     noise = 10.0 ** (spec.nesz_db / 10.0)
     p1, p2 = signal1 + noise, signal2 + noise
@@ -268,13 +239,13 @@ def _parcel_fields(
 
 
 def _speckle(
-    p1: npt.NDArray[np.float64],
-    p2: npt.NDArray[np.float64],
-    gamma: npt.NDArray[np.float64],
-    spec: SceneSpec,
-    rng: np.random.Generator,
+    p1: F64, p2: F64, gamma: F64, spec: SceneSpec, rng: np.random.Generator
 ) -> tuple[F32, F32, F32]:
     """Correlated SLCs on the fine grid -> detected multilooked t1, t2 and the boxcar label."""
+    if spec.speckle is not None:
+        return detect_pair(
+            p1, p2, gamma, spec.speckle, spec.misregistration, rng, spec.boxcar_window
+        )
     f = spec.oversample
     fine = (p1.shape[0] * f, p1.shape[1] * f)
     transfer = _gaussian_transfer(fine, spec.psf_sigma)
@@ -305,23 +276,39 @@ def _speckle(
     return t1, t2, boxcar.astype(np.float32)
 
 
-def _shift_ramp(shape: tuple[int, int], dy: float, dx: float) -> npt.NDArray[np.complex128]:
-    """Fourier phase ramp that samples a band-limited field at (y + dy, x + dx)."""
+def _gaussian_transfer(shape: tuple[int, int], sigma: float) -> F64:
+    """Fourier transfer function of a Gaussian kernel with std ``sigma`` samples."""
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.fftfreq(shape[1])[None, :]
-    return np.exp(2j * np.pi * (fy * dy + fx * dx))  # type: ignore[no-any-return]
+    return np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))  # type: ignore[no-any-return]
 
 
-def _multilook(power: npt.NDArray[np.float64], f: int) -> F32:
+def _multilook(power: F64, f: int) -> F32:
     """Average f x f blocks of SLC samples into one output pixel."""
     rows, cols = power.shape[0] // f, power.shape[1] // f
     return power.reshape(rows, f, cols, f).mean(axis=(1, 3)).astype(np.float32)
 
 
+def _calibration(t1: F32, t2: F32, spec: SceneSpec) -> tuple[F32, F32]:
+    """Apply the common gain, the second date's relative gain and the incidence ramp."""
+    if not (spec.gain_db or spec.relative_gain_db or spec.ramp_db):
+        return t1, t2
+    rows, cols = t1.shape
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    along = np.cos(spec.ramp_angle) * xx / max(cols - 1, 1) + np.sin(spec.ramp_angle) * yy / max(
+        rows - 1, 1
+    )
+    along = along - along.mean()
+    common_db = spec.gain_db + spec.ramp_db * along / max(float(np.ptp(along)), 1e-9)
+    common = 10.0 ** (common_db / 10.0)
+    second = 10.0 ** (spec.relative_gain_db / 10.0)
+    return (t1 * common).astype(np.float32), (t2 * common * second).astype(np.float32)
+
+
 def _nodata_masks(
     shape: tuple[int, int], spec: SceneSpec, rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Valid-data masks of both dates: slanted swath edges, slightly different per date."""
+    """Valid-data masks of both dates: slanted swath edges, different per date."""
     rows, cols = shape
     full = np.ones(shape, dtype=bool)
     if not spec.nodata_border or rng.random() < 0.5:
@@ -332,8 +319,14 @@ def _nodata_masks(
     width = rng.uniform(0.03, 0.15) * max(rows, cols)
     slope = rng.uniform(-0.1, 0.1)
     masks = []
-    for extra in (0.0, rng.uniform(0.0, 4.0)):
-        masks.append(across >= width + extra + slope * (along - along.mean()))
+    for extra in (0.0, rng.uniform(0.0, spec.nodata_shift_px)):
+        tilt = slope + (rng.uniform(-0.05, 0.05) if spec.nodata_holes else 0.0)
+        masks.append(across >= width + extra + tilt * (along - along.mean()))
+    if spec.nodata_holes and rng.random() < 0.4:
+        cy, cx = rng.uniform(0, rows), rng.uniform(0, cols)
+        radius = rng.uniform(0.03, 0.12) * max(rows, cols)
+        hole = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+        masks[int(rng.integers(2))] &= ~hole
     return masks[0], masks[1]
 
 

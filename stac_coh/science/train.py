@@ -27,11 +27,13 @@ import torch
 
 from stac_coh.errors import InputError
 from stac_coh.model.card import ModelCard, Provenance, UncertaintyHead
-from stac_coh.model.preprocess import Preprocessing, to_model_input, valid_mask
+from stac_coh.model.preprocess import Preprocessing, preset, to_model_input, valid_mask
 from stac_coh.model.resunet import DEPTH_MULTIPLE, ResUNet
 from stac_coh.model.uncertainty import head_to_log_variance
 from stac_coh.science.checkpoint import load_checkpoint, save_checkpoint
-from stac_coh.science.datasets import DatasetEntry, load_pair, read_dataset
+from stac_coh.science.datasets import DatasetEntry, read_dataset
+from stac_coh.science.sampler import Augmentation, PatchSampler
+from stac_coh.science.settings import exclude_settings
 
 __all__ = [
     "PatchSampler",
@@ -83,6 +85,38 @@ class TrainConfig:
     """Weights to fine-tune from (safetensors, Keras .h5, hf://); None = He init."""
     device: str = "cpu"
     """Torch device."""
+    input_mode: str = "published"
+    """Input preprocessing: ``published`` (MODEL.md) or ``wide-masked`` (see preprocess)."""
+    augment_gain_db: float = 0.0
+    """Common gain augmentation per patch, +-dB."""
+    augment_relative_db: float = 0.0
+    """Relative gain augmentation of one date per patch, +-dB."""
+    augment_ramp_db: float = 0.0
+    """Ramp across a patch, +-dB."""
+    augment_nodata: float = 0.0
+    """Probability of a one-date nodata edge per patch."""
+    exclude: str = ""
+    """Held-out settings (comma-separated names of stac_coh.science.settings) left out."""
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The input preprocessing this run trains for."""
+        return preset(self.input_mode)
+
+    @property
+    def augmentation(self) -> Augmentation:
+        """The calibration and nodata augmentation of this run."""
+        return Augmentation(
+            self.augment_gain_db,
+            self.augment_relative_db,
+            self.augment_ramp_db,
+            self.augment_nodata,
+        )
+
+    @property
+    def excluded(self) -> list[str]:
+        """Names of the held-out settings."""
+        return [n.strip() for n in self.exclude.split(",") if n.strip()]
 
 
 @dataclass(frozen=True)
@@ -121,68 +155,6 @@ def gaussian_nll(
     return nll.mean()
 
 
-class PatchSampler:
-    """Scenes in memory as model input + label; draws random, augmented patches."""
-
-    def __init__(
-        self,
-        entries: list[DatasetEntry],
-        label: str,
-        patch: int,
-        preprocessing: Preprocessing | None = None,
-    ) -> None:
-        if patch % DEPTH_MULTIPLE:
-            raise InputError(f"--patch must be a multiple of {DEPTH_MULTIPLE}, got {patch}.")
-        self.patch = patch
-        self.inputs: list[npt.NDArray[np.float32]] = []
-        self.labels: list[npt.NDArray[np.float32]] = []
-        for entry in entries:
-            t1, t2, y = load_pair(entry, label)
-            assert y is not None
-            if min(t1.shape) < patch:
-                raise InputError(f"Scene {entry.id} ({t1.shape}) is smaller than --patch.")
-            y = np.where(valid_mask(t1, t2) & np.isfinite(y), np.clip(y, 0, 1), np.nan)
-            self.inputs.append(to_model_input(t1, t2, preprocessing))
-            self.labels.append(y.astype(np.float32))
-        self.weights = np.array([np.isfinite(y).sum() for y in self.labels], dtype=float)
-        if not self.weights.sum():
-            raise InputError("No valid label pixels in the training scenes.")
-        self.weights /= self.weights.sum()
-
-    def draw(
-        self, rng: np.random.Generator, count: int, augment: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``count`` patches: inputs (N, 2, P, P) and labels (N, 1, P, P) with NaN = ignore."""
-        xs, ys = [], []
-        p = self.patch
-        while len(xs) < count:
-            k = int(rng.choice(len(self.inputs), p=self.weights))
-            rows, cols = self.labels[k].shape
-            r, c = int(rng.integers(rows - p + 1)), int(rng.integers(cols - p + 1))
-            y = self.labels[k][r : r + p, c : c + p]
-            if np.isfinite(y).mean() < 0.5:
-                continue
-            x = self.inputs[k][:, r : r + p, c : c + p]
-            if augment:
-                x, y = _augment(x, y, rng)
-            xs.append(x)
-            ys.append(y[None])
-        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-
-
-def _augment(
-    x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], rng: np.random.Generator
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Random rotation by 90 degrees, flip and date swap."""
-    turns, flip, swap = int(rng.integers(4)), bool(rng.integers(2)), bool(rng.integers(2))
-    x, y = np.rot90(x, turns, axes=(1, 2)), np.rot90(y, turns)
-    if flip:
-        x, y = x[:, :, ::-1], y[:, ::-1]
-    if swap:
-        x = x[::-1]
-    return np.ascontiguousarray(x), np.ascontiguousarray(y)
-
-
 def split_entries(
     entries: list[DatasetEntry], fraction: float, seed: int
 ) -> tuple[list[DatasetEntry], list[DatasetEntry]]:
@@ -210,12 +182,38 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
 def _build_model(config: TrainConfig) -> ResUNet:
     """He-initialised ResUNet, or the ``--init`` weights to fine-tune."""
     torch.manual_seed(config.seed)
+    channels = config.preprocessing.channels
     if config.init is None:
-        return ResUNet(base=config.base)
+        return ResUNet(base=config.base, in_channels=channels)
     from stac_coh.model.weights import load_weights
 
     model, _card = load_weights(config.init)
-    return model
+    return widen_input(model, channels)
+
+
+def widen_input(model: ResUNet, channels: int) -> ResUNet:
+    """The same network with extra input channels that start with zero weight.
+
+    Fine-tuning 2-channel weights for an input with a ``valid`` channel: the new channel
+    contributes nothing at first, so the network starts exactly where it was.
+    """
+    if channels == model.in_channels:
+        return model
+    if channels < model.in_channels:
+        raise InputError(
+            f"The --init weights take {model.in_channels} input channels; --input-mode "
+            f"needs {channels}. Pick the preprocessing the weights were trained with."
+        )
+    wide = ResUNet(base=model.base, in_channels=channels)
+    state = model.state_dict()
+    with torch.no_grad():
+        for name in ("encoders.0.conv1.weight", "encoders.0.shortcut.weight"):
+            old = state[name]
+            new = torch.zeros((old.shape[0], channels, *old.shape[2:]), dtype=old.dtype)
+            new[:, : model.in_channels] = old
+            state[name] = new
+    wide.load_state_dict(state)
+    return wide
 
 
 def _validate(
@@ -253,11 +251,14 @@ def train(
     out = Path(config.out)
     ckpt_dir = out / "checkpoints"
     entries = read_dataset(config.data)
+    if config.excluded:
+        entries = exclude_settings(entries, config.excluded)
     train_entries, val_entries = split_entries(entries, config.val_fraction, config.seed)
-    sampler = PatchSampler(train_entries, config.label, config.patch)
+    prep, aug = config.preprocessing, config.augmentation
+    sampler = PatchSampler(train_entries, config.label, config.patch, prep, aug)
     val = None
     if val_entries and config.val_patches > 0:
-        val_sampler = PatchSampler(val_entries, config.label, config.patch)
+        val_sampler = PatchSampler(val_entries, config.label, config.patch, prep, aug)
         val = val_sampler.draw(np.random.default_rng([config.seed, 11]), config.val_patches)
     device = torch.device(config.device)
     model = _build_model(config).to(device).train()
@@ -331,7 +332,7 @@ def export_run(
 
     ckpt_dir = out / "checkpoints"
     stem = ckpt_dir / ("best" if (ckpt_dir / "best.json").exists() else "last")
-    model = ResUNet(base=config.base)
+    model = ResUNet(base=config.base, in_channels=config.preprocessing.channels)
     model.load_state_dict(load_checkpoint(stem).model_state)
     card = card or default_card(config, command)
     return save_weights(model.eval(), card, path or out / "model.safetensors", dtype=dtype)
@@ -342,8 +343,11 @@ def default_card(config: TrainConfig, command: str) -> ModelCard:
     trained_on = f"{config.data} (label: {config.label})"
     if config.init:
         trained_on += f", fine-tuned from {config.init}"
+    if config.excluded:
+        trained_on += f", without held-out settings {config.exclude}"
     return ModelCard(
         name=f"stac-coh-trained-{Path(config.out).name}",
+        preprocessing=config.preprocessing,
         uncertainty=UncertaintyHead(calibrated=True),
         provenance=Provenance(
             source="stac-coh train",
@@ -364,6 +368,9 @@ def predict_image(
     For small images (tests, validation, benchmarks); scenes go through ``stac_coh.infer.engine``.
     """
     a, b = np.asarray(t1, np.float32), np.asarray(t2, np.float32)
+    card = getattr(model, "model_card", None)
+    if preprocessing is None and card is not None:
+        preprocessing = card.preprocessing
     x = to_model_input(a, b, preprocessing)
     rows, cols = x.shape[1:]
     pad_r, pad_c = (-rows) % DEPTH_MULTIPLE, (-cols) % DEPTH_MULTIPLE

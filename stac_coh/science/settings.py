@@ -1,0 +1,127 @@
+"""Held-out settings: what leave-one-setting-out training leaves out and tests on.
+
+Each :class:`HeldOutSetting` names a speckle model, looks range or landscape generator.
+``stac-coh train --exclude NAME`` drops the training scenes whose recorded domain (the
+``domain`` record :func:`stac_coh.science.randomize.describe_spec` wrote into the index)
+falls in the setting; :func:`test_randomization` draws test scenes that all fall in it.
+``terrain`` is the calibration setting: no model trains on it, the uncertainty is
+recalibrated on it, and no held-out test uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stac_coh.errors import InputError
+from stac_coh.science.datasets import DatasetEntry
+from stac_coh.science.randomize import Randomization
+
+__all__ = [
+    "CALIBRATION",
+    "SETTINGS",
+    "HeldOutSetting",
+    "calibration_randomization",
+    "exclude_settings",
+    "test_randomization",
+]
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HeldOutSetting:
+    """One setting of the leave-one-setting-out study."""
+
+    name: str
+    """Short name used by ``--exclude``."""
+    description: str
+    """One line for tables."""
+    contains: Callable[[Record], bool]
+    """True when a scene's domain record falls in the setting."""
+    ranges: dict[str, Any]
+    """Overrides of :class:`Randomization` that make test scenes of this setting."""
+
+
+def _speckle(record: Record) -> Record:
+    return record["speckle"]  # type: ignore[no-any-return]
+
+
+SETTINGS: dict[str, HeldOutSetting] = {
+    s.name: s
+    for s in (
+        HeldOutSetting(
+            "looks-1.5-2.5",
+            "few looks: ENL 1.5-2.5 (any impulse response)",
+            lambda r: _speckle(r)["enl"] < 2.5,
+            {"enl": (1.5, 2.5), "legacy_share": 0.0},
+        ),
+        HeldOutSetting(
+            "looks-6-8",
+            "many looks: ENL 6-8",
+            lambda r: _speckle(r)["enl"] > 6.0,
+            {"enl": (6.0, 8.0), "legacy_share": 0.0},
+        ),
+        HeldOutSetting(
+            "psf-sinc",
+            "sinc impulse response (rectangular or Hamming-weighted spectrum)",
+            lambda r: _speckle(r)["psf"] == "sinc",
+            {"psfs": ("sinc",), "legacy_share": 0.0},
+        ),
+        HeldOutSetting(
+            "correlated-pixels",
+            "strongly correlated neighbour pixels (intensity correlation > 0.6)",
+            lambda r: _speckle(r)["pixel_correlation"] > 0.6,
+            {"legacy_share": 0.0},
+        ),
+        HeldOutSetting(
+            "generator-fields",
+            "rectangular-field landscape generator",
+            lambda r: r["generator"] == "fields",
+            {"generators": ("fields",)},
+        ),
+    )
+}
+"""The held-out settings, by name."""
+
+CALIBRATION = "terrain"
+"""Landscape generator no model trains on; uncertainty is recalibrated on it."""
+
+TEST_CALIBRATION = {"gain_db": 6.0, "relative_gain_db": 1.5, "ramp_db": 3.0}
+"""Calibration effects every test and calibration scene carries."""
+
+
+def setting(name: str) -> HeldOutSetting:
+    """The named setting."""
+    try:
+        return SETTINGS[name]
+    except KeyError:
+        raise InputError(
+            f"Unknown held-out setting {name!r}; use one of {', '.join(SETTINGS)}."
+        ) from None
+
+
+def test_randomization(name: str, base: Randomization | None = None) -> Randomization:
+    """Ranges whose every scene falls in setting ``name`` (gains and ramps included)."""
+    s = setting(name)
+    r = replace(base or Randomization(), **s.ranges, **TEST_CALIBRATION)
+    return replace(r, keep=s.contains)
+
+
+def calibration_randomization(base: Randomization | None = None) -> Randomization:
+    """Ranges of the calibration set: every speckle model, the ``terrain`` generator."""
+    return replace(base or Randomization(), generators=(CALIBRATION,), **TEST_CALIBRATION)
+
+
+def exclude_settings(entries: list[DatasetEntry], names: list[str]) -> list[DatasetEntry]:
+    """Entries without the named settings; entries without a domain record are kept."""
+    held = [setting(n) for n in names]
+    kept = []
+    for entry in entries:
+        record = entry.extra.get("domain")
+        if record is None or not any(s.contains(record) for s in held):
+            kept.append(entry)
+    if not kept:
+        raise InputError(f"Excluding {', '.join(names)} leaves no training scene.")
+    return kept

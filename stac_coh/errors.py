@@ -153,3 +153,7 @@ class HostUnresolvedError(StacCohError, ConnectionError):
 
 class PrecisionWarning(StacCohWarning):
     """An explicitly chosen numeric precision is emulated (slow) on this device."""
+
+
+class InputDomainWarning(StacCohWarning):
+    """A pair's looks, level or relative gain lie outside the weights' training domain."""

@@ -102,7 +102,7 @@ def simulate_command(
     from rich.progress import Progress
 
     from stac_coh.science.randomize import simulate_randomized
-    from stac_coh.science.settings import calibration_randomization, test_randomization
+    from stac_coh.science.settings import calibration_randomization, held_out_randomization
     from stac_coh.science.sim import simulate_dataset
 
     with Progress(transient=True) as progress:
@@ -112,7 +112,7 @@ def simulate_command(
             if setting == "calibration":
                 ranges = calibration_randomization()
             elif setting:
-                ranges = test_randomization(setting)
+                ranges = held_out_randomization(setting)
             index = simulate_randomized(
                 outdir,
                 scenes=scenes,

@@ -25,7 +25,7 @@ from stac_coh.model.card import ModelCard
 from stac_coh.model.fused import InferenceResUNet
 from stac_coh.model.preprocess import to_model_input
 from stac_coh.model.resunet import DEPTH_MULTIPLE, ResUNet
-from stac_coh.model.uncertainty import head_to_sigma
+from stac_coh.model.uncertainty import ViewEnsemble, head_to_sigma, needs_ensemble
 
 __all__ = ["NetworkPredictor", "receptive_field", "resolve_device", "reuse_freed_memory"]
 
@@ -150,6 +150,8 @@ class NetworkPredictor:
         prepared: nn.Module = (
             InferenceResUNet(model) if optimize else copy.deepcopy(model).float().eval()
         )
+        if needs_ensemble(card.uncertainty):  # test-time views, recalibrated uncertainty
+            prepared = ViewEnsemble(prepared, card.uncertainty)
         prepared = prepared.to(self.device)
         if channels_last:
             prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -19,6 +19,7 @@ __all__ = [
     "ModelCard",
     "Provenance",
     "Tiling",
+    "TrainingDomain",
     "UncertaintyHead",
 ]
 
@@ -72,6 +73,36 @@ class UncertaintyHead:
     """Log-variance at head = 1 (sigma = 1)."""
     calibrated: bool = False
     """True when training defined this mapping (stac-coh's own weights)."""
+    views: int = 1
+    """Forward passes averaged per tile (test-time views: identity, then date swap + 180
+    degree turn, ...); their spread adds to the uncertainty. 2 views cost 2x."""
+    head_scale: float = 1.0
+    """Recalibration: multiplies the head's sigma."""
+    spread_scale: float = 0.0
+    """Recalibration: multiplies the standard deviation of the views' means."""
+    floor: float = 0.0
+    """Recalibration: sigma added in quadrature."""
+
+
+@dataclass(frozen=True)
+class TrainingDomain:
+    """What the weights were trained on, in the units of ``stac_coh.model.domain``'s estimates.
+
+    The defaults describe the published weights (Sentinel-1 IW GRD from Earth Engine: about
+    4.4 looks, sigma0 in the [-20, 0] dB window, calibrated within a fraction of a dB).
+    """
+
+    looks: tuple[float, float] = (3.0, 6.5)
+    """Equivalent number of looks."""
+    level_db: tuple[float, float] = (-18.0, -5.0)
+    """Median backscatter of a pair (both dates), dB."""
+    relative_gain_db: tuple[float, float] = (-1.5, 1.5)
+    """Median dB(t2) - dB(t1)."""
+    description: str = (
+        "Sentinel-1 IW GRD-like pairs (about 4.4 looks) with sigma0 inside the [-20, 0] dB "
+        "input window (published weights; ranges are stac-coh's assumption, not published)."
+    )
+    """One sentence for people."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +140,8 @@ class ModelCard:
     tiling: Tiling = field(default_factory=Tiling)
     uncertainty: UncertaintyHead = field(default_factory=UncertaintyHead)
     provenance: Provenance = field(default_factory=Provenance)
+    training_domain: TrainingDomain = field(default_factory=TrainingDomain)
+    """Inputs the weights were trained on (checked by ``stac_coh.model.domain``)."""
     sha256: str = ""
     """Checksum of the tensors (see ``stac_coh.model.weights``), filled when saved."""
     format: str = CARD_FORMAT
@@ -139,6 +172,7 @@ class ModelCard:
             tiling=pick(Tiling, "tiling"),
             uncertainty=pick(UncertaintyHead, "uncertainty"),
             provenance=pick(Provenance, "provenance"),
+            training_domain=_domain(data.get("training_domain") or {}),
             sha256=data.get("sha256", ""),
             format=data.get("format", CARD_FORMAT),
         )
@@ -147,3 +181,12 @@ class ModelCard:
     def from_json(cls, text: str) -> ModelCard:
         """Parse a card from JSON text."""
         return cls.from_dict(json.loads(text))
+
+
+def _domain(raw: dict[str, Any]) -> TrainingDomain:
+    """Parse a card's ``training_domain`` (ranges as 2-element lists)."""
+    known = {k: v for k, v in raw.items() if k in TrainingDomain.__dataclass_fields__}
+    for key, value in known.items():
+        if isinstance(value, list):
+            known[key] = tuple(float(v) for v in value)
+    return TrainingDomain(**known)

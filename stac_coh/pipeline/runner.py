@@ -208,6 +208,7 @@ class PairProcessor:
                 weights_url=opts.weights_url,
                 update_collection=opts.update_collection,
                 prediction=summary,
+                extra_properties=summary.domain.properties() if summary.domain else None,
             )
         return PairOutcome(
             pair.id,

@@ -3,7 +3,7 @@
 Each :class:`HeldOutSetting` names a speckle model, looks range or landscape generator.
 ``stac-coh train --exclude NAME`` drops the training scenes whose recorded domain (the
 ``domain`` record :func:`stac_coh.science.randomize.describe_spec` wrote into the index)
-falls in the setting; :func:`test_randomization` draws test scenes that all fall in it.
+falls in the setting; :func:`held_out_randomization` draws test scenes that all fall in it.
 ``terrain`` is the calibration setting: no model trains on it, the uncertainty is
 recalibrated on it, and no held-out test uses it.
 """
@@ -24,7 +24,7 @@ __all__ = [
     "HeldOutSetting",
     "calibration_randomization",
     "exclude_settings",
-    "test_randomization",
+    "held_out_randomization",
 ]
 
 Record = dict[str, Any]
@@ -102,7 +102,7 @@ def setting(name: str) -> HeldOutSetting:
         ) from None
 
 
-def test_randomization(name: str, base: Randomization | None = None) -> Randomization:
+def held_out_randomization(name: str, base: Randomization | None = None) -> Randomization:
     """Ranges whose every scene falls in setting ``name`` (gains and ramps included)."""
     s = setting(name)
     r = replace(base or Randomization(), **s.ranges, **TEST_CALIBRATION)

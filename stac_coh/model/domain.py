@@ -1,0 +1,230 @@
+"""Input-domain guard: is this pair like the data the weights were trained on?
+
+A network that turns speckle statistics into coherence is only right for the speckle
+regimes and levels it was trained on. :func:`estimate_domain` measures three things of a
+pair, cheaply and without a model:
+
+* ``looks``: the equivalent number of looks. For L-look gamma speckle in a homogeneous
+  area, ``ln(mean I) - mean(ln I) = ln L - digamma(L)``; that gap is measured in blocks
+  of 12 x 12 pixels of both dates, and its lowest decile over blocks (least texture and
+  fewest parcel edges) is inverted. Look-averaged speckle is not exactly gamma, the decile
+  favours calm blocks and texture pushes the other way; :data:`LOOKS_CORRECTION` makes
+  the estimate right on average over domain-randomised simulated scenes (1.5-8 looks,
+  Gaussian, sinc and independent impulse responses, textured landscapes), where single
+  scenes read within about 13 % (one standard deviation; extremes -35 % and +22 %).
+* ``level_db``: the median backscatter of both dates in dB.
+* ``relative_gain_db``: the median of ``dB(t2) - dB(t1)`` where both are valid (a
+  calibration difference between the dates; speckle and changes average out).
+
+:func:`check_domain` compares them with the card's
+:class:`~stac_coh.model.card.TrainingDomain` and names what falls outside; inference records
+the numbers in the summary and the STAC item and warns when a value is outside.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stac_coh.errors import InputDomainWarning
+from stac_coh.model.card import ModelCard, TrainingDomain
+
+if TYPE_CHECKING:
+    from stac_coh.grid import PairReader
+
+__all__ = [
+    "BLOCK",
+    "LOOKS_CORRECTION",
+    "DomainCheck",
+    "DomainEstimate",
+    "InputDomainWarning",
+    "assess_reader",
+    "check_domain",
+    "digamma",
+    "estimate_domain",
+    "looks_from_log_gap",
+]
+
+BLOCK = 12
+"""Edge of the blocks whose log gap measures the looks."""
+
+QUANTILE = 0.1
+"""Quantile of the blocks' log gaps taken as the homogeneous value."""
+
+LOOKS_CORRECTION = 0.88
+"""Multiplies the inverted looks; fitted on domain-randomised simulated scenes."""
+
+READ_WINDOW = 512
+"""Edge of the windows :func:`assess_reader` reads (at most 3 x 3 of them)."""
+
+
+def digamma(x: float) -> float:
+    """The digamma function psi(x) for x > 0 (recurrence, then the asymptotic series)."""
+    total = 0.0
+    while x < 6.0:
+        total -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132))))
+    return total + math.log(x) - 0.5 / x - series
+
+
+def looks_from_log_gap(gap: float) -> float:
+    """The L > 0 with ln L - digamma(L) = gap (bisection in log space, 0.05 .. 1e4)."""
+    if not gap > 0:
+        return math.inf
+    lo, hi = math.log(0.05), math.log(1e4)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        x = math.exp(mid)
+        lo, hi = (mid, hi) if math.log(x) - digamma(x) > gap else (lo, mid)
+    return math.exp(0.5 * (lo + hi))
+
+
+@dataclass(frozen=True)
+class DomainEstimate:
+    """What :func:`estimate_domain` measured."""
+
+    looks: float
+    """Equivalent number of looks (NaN when too few homogeneous blocks)."""
+    level_db: float
+    """Median backscatter of both dates, dB."""
+    relative_gain_db: float
+    """Median of dB(t2) - dB(t1), dB."""
+    pixels: int
+    """Valid pixels measured."""
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    """An estimate compared with a training domain."""
+
+    estimate: DomainEstimate
+    """The pair's numbers."""
+    domain: TrainingDomain
+    """What the weights were trained on."""
+    outside: tuple[str, ...]
+    """One sentence per value outside the domain; empty when all are inside."""
+
+    @property
+    def ok(self) -> bool:
+        """True when every measured value is inside the training domain."""
+        return not self.outside
+
+    def properties(self) -> dict[str, Any]:
+        """STAC item properties (``coh:input_*``) recording the check."""
+
+        def num(value: float) -> float | None:
+            return None if not math.isfinite(value) else round(value, 2)
+
+        e = self.estimate
+        return {
+            "coh:input_looks": num(e.looks),
+            "coh:input_level_db": num(e.level_db),
+            "coh:input_relative_gain_db": num(e.relative_gain_db),
+            "coh:input_in_training_domain": self.ok,
+            "coh:input_domain_warnings": list(self.outside),
+        }
+
+
+def _block_log_gaps(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """ln(mean I) - mean(ln I) of every fully valid BLOCK x BLOCK block."""
+    rows, cols = (s // BLOCK * BLOCK for s in image.shape)
+    if rows == 0 or cols == 0:
+        return np.empty(0)
+    tiles = image[:rows, :cols].astype(np.float64)
+    tiles = tiles.reshape(rows // BLOCK, BLOCK, cols // BLOCK, BLOCK).transpose(0, 2, 1, 3)
+    tiles = tiles.reshape(-1, BLOCK * BLOCK)
+    tiles = tiles[(np.isfinite(tiles) & (tiles > 0)).all(axis=1)]
+    return np.log(tiles.mean(axis=1)) - np.log(tiles).mean(axis=1)  # type: ignore[no-any-return]
+
+
+def _looks_from_gaps(gaps: npt.NDArray[np.float64]) -> float:
+    """ENL from the blocks' lowest-decile log gap (NaN with fewer than 8 blocks)."""
+    if gaps.size < 8:
+        return math.nan
+    return LOOKS_CORRECTION * looks_from_log_gap(float(np.quantile(gaps, QUANTILE)))
+
+
+def estimate_domain(t1: npt.ArrayLike, t2: npt.ArrayLike) -> DomainEstimate:
+    """Looks, level and relative gain of a pair of linear power images (NaN = nodata)."""
+    a, b = np.asarray(t1, np.float32), np.asarray(t2, np.float32)
+    gaps = np.concatenate([_block_log_gaps(a), _block_log_gaps(b)])
+    return _estimate(gaps, a, b)
+
+
+def _estimate(
+    gaps: npt.NDArray[np.float64], a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]
+) -> DomainEstimate:
+    good1, good2 = np.isfinite(a) & (a > 0), np.isfinite(b) & (b > 0)
+    both = good1 & good2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db1, db2 = 10.0 * np.log10(a), 10.0 * np.log10(b)
+    levels = np.concatenate([db1[good1], db2[good2]])
+    return DomainEstimate(
+        looks=_looks_from_gaps(gaps),
+        level_db=float(np.median(levels)) if levels.size else math.nan,
+        relative_gain_db=float(np.median(db2[both] - db1[both])) if both.any() else math.nan,
+        pixels=int(both.sum()),
+    )
+
+
+def check_domain(estimate: DomainEstimate, domain: TrainingDomain) -> DomainCheck:
+    """Name every measured value outside ``domain`` (unmeasurable values are not flagged)."""
+    outside = []
+    for label, value, (lo, hi), unit in (
+        ("looks (ENL)", estimate.looks, domain.looks, ""),
+        ("median level", estimate.level_db, domain.level_db, " dB"),
+        ("relative gain t2 - t1", estimate.relative_gain_db, domain.relative_gain_db, " dB"),
+    ):
+        if math.isfinite(value) and not lo <= value <= hi:
+            outside.append(
+                f"{label} {value:.2f}{unit} is outside the training range [{lo:g}, {hi:g}]{unit}"
+            )
+    return DomainCheck(estimate, domain, tuple(outside))
+
+
+def _sample_windows(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """Up to 3 x 3 windows of READ_WINDOW px spread evenly over the grid."""
+
+    def starts(size: int) -> list[int]:
+        edge = min(size, READ_WINDOW)
+        count = min(3, max(1, size // READ_WINDOW))
+        if count == 1:
+            return [(size - edge) // 2]
+        return [round(i * (size - edge) / (count - 1)) for i in range(count)]
+
+    rows, cols = starts(height), starts(width)
+    h, w = min(height, READ_WINDOW), min(width, READ_WINDOW)
+    return [(r, c, h, w) for r in rows for c in cols]
+
+
+def assess_reader(reader: PairReader, card: ModelCard, *, warn: bool = True) -> DomainCheck:
+    """Estimate the domain from a sample of the reader's windows and check it against the card.
+
+    Reads at most nine 512 x 512 windows (a few MB), so it costs little next to inference.
+    With ``warn`` an :class:`InputDomainWarning` names what is outside the training domain.
+    """
+    grid = reader.grid
+    gaps, firsts, seconds = [], [], []
+    for r, c, h, w in _sample_windows(grid.height, grid.width):
+        pair = np.asarray(reader.read(r, c, h, w), dtype=np.float32)
+        gaps += [_block_log_gaps(pair[0]), _block_log_gaps(pair[1])]
+        firsts.append(pair[0].ravel())
+        seconds.append(pair[1].ravel())
+    estimate = _estimate(np.concatenate(gaps), np.concatenate(firsts), np.concatenate(seconds))
+    result = check_domain(estimate, card.training_domain)
+    if warn and not result.ok:
+        warnings.warn(
+            f"Input outside the training domain of weights '{card.name}': "
+            + "; ".join(result.outside)
+            + ". The coherence may be biased; check it against reference data.",
+            InputDomainWarning,
+            stacklevel=2,
+        )
+    return result

@@ -1,7 +1,8 @@
 """Leave-one-setting-out evaluation: accuracy and uncertainty on settings training never saw.
 
-For every held-out setting S of ``stac_coh.science.settings`` the run ``runs/loso-S`` was
-trained without S (``stac-coh train --exclude S``). Here each model's uncertainty is
+For every held-out setting S of ``stac_coh.science.settings`` some run ``runs/loso-*`` was
+trained without S (``stac-coh train --exclude S,...``; to save CPU one run may leave out
+several settings at once, which is stricter than leaving out one). Here each model's uncertainty is
 recalibrated on the calibration setting (the ``terrain`` landscape generator, which no
 model trains on) and then tested on scenes of S only, all carrying calibration gains
 (+-6 dB common, +-1.5 dB relative, +-3 dB ramps). For reference the same scenes are
@@ -129,6 +130,18 @@ def best_siegert(sim: Path) -> dict[str, float]:
     return best
 
 
+def held_out_runs(root: Path) -> dict[str, Path]:
+    """Setting name -> finished run that left it out."""
+    found = {}
+    for config_path in sorted(root.glob("loso-*/config.json")):
+        run = config_path.parent
+        if (run / "model.safetensors").exists():
+            for name in json.loads(config_path.read_text()).get("exclude", "").split(","):
+                if name:
+                    found[name] = run
+    return found
+
+
 def table(summary: dict) -> str:
     """Markdown table of the study."""
     lines = [
@@ -139,7 +152,7 @@ def table(summary: dict) -> str:
     for name, row in summary["settings"].items():
         h, m, r, s = row["held_out"], row["bundled"], row["round1"], row["siegert"]
         lines.append(
-            f"| {name} ({SETTINGS[name].description}) | {row['steps']} steps "
+            f"| {name} ({SETTINGS[name].description}) | {row['run']}: {row['steps']} steps "
             f"| {h['rmse']:.3f} | {h['bias']:+.3f} | {100 * h['within_1_sigma']:.0f} % "
             f"| {h['spearman_sigma_abs_error']:.2f} | {m['rmse']:.3f} / {m['bias']:+.3f} "
             f"| {r['rmse']:.3f} / {r['bias']:+.3f} | {s['rmse']:.3f} (w={s['window']}) |"
@@ -166,18 +179,25 @@ def main() -> None:
     for key, (_model, card) in references.items():
         summary["calibration"][key] = asdict(card.uncertainty)
     pooled = []
+    runs = held_out_runs(args.runs)
+    loaded: dict[Path, tuple] = {}
     for name in names:
-        run = args.runs / f"loso-{name}"
-        weights = run / "model.safetensors"
-        if not weights.exists():
-            print(f"skip {name}: {weights} missing")
+        run = runs.get(name)
+        if run is None:
+            print(f"skip {name}: no finished run in {args.runs}/loso-* leaves it out")
             continue
-        model, card = calibrated(str(weights), sets["calibration"], args.views)
+        if run not in loaded:
+            loaded[run] = calibrated(
+                str(run / "model.safetensors"), sets["calibration"], args.views
+            )
+        model, card = loaded[run]
         held, comp = evaluate(model, card, sets[name], args.views)
         pooled.append((comp, comp.sigma(card.uncertainty)))
         config = json.loads((run / "config.json").read_text())
         summary["calibration"][name] = asdict(card.uncertainty)
         summary["settings"][name] = {
+            "run": run.name,
+            "excluded": config["exclude"],
             "steps": config["steps"],
             "held_out": held,
             **{

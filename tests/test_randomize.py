@@ -1,4 +1,4 @@
-"""Domain randomisation: speckle models, landscape generators, per-scene draws, held-out settings."""
+"""Domain randomisation: speckle models, landscapes, per-scene draws, held-out settings."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_speckle_for_looks_reaches_the_target(psf):
     while model is None:
         model = speckle_for_looks(rng, 3.0, psf=psf, oversample=3)
     assert model.looks() == pytest.approx(3.0, rel=0.05)
-    assert 1.5 <= min(model.samples_per_cell) and max(model.samples_per_cell) <= 3.0
+    assert min(model.samples_per_cell) >= 1.5 and max(model.samples_per_cell) <= 3.0
 
 
 def test_shift_decorrelates_more_the_finer_the_speckle():

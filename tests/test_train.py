@@ -214,3 +214,55 @@ def test_rasters_off_the_grid_are_refused(tiny_data, tmp_path):
         load_pair(bad, "coherence")
     with pytest.raises(InputError, match="does not exist"):
         read_dataset(tmp_path / "nowhere")
+
+
+def test_widened_input_starts_where_the_weights_were():
+    from stac_coh.science.train import widen_input
+
+    torch.manual_seed(5)
+    narrow = ResUNet(base=4).eval()
+    wide = widen_input(narrow, 3).eval()
+    x = torch.rand(1, 2, 32, 32)
+    with torch.no_grad():
+        same = wide(torch.cat([x, torch.ones(1, 1, 32, 32)], dim=1))
+        assert torch.allclose(same, narrow(x), atol=1e-6)
+    with pytest.raises(InputError, match="input channels"):
+        widen_input(wide, 2)
+
+
+def test_calibration_and_nodata_augmentation(tiny_data):
+    from stac_coh.model.preprocess import preset
+    from stac_coh.science.sampler import Augmentation
+
+    entries = read_dataset(tiny_data)
+    aug = Augmentation(gain_db=6.0, relative_db=1.5, ramp_db=2.0, nodata=1.0)
+    sampler = PatchSampler(entries, "coherence", 32, preset("wide-masked"), aug)
+    plain = PatchSampler(entries, "coherence", 32, preset("wide-masked"))
+    x, y = sampler.draw(np.random.default_rng(0), 6)
+    x0, _ = plain.draw(np.random.default_rng(0), 6, augment=False)
+    assert x.shape == (6, 3, 32, 32)
+    invalid = x[:, 2] == 0
+    assert bool(invalid.any())  # every patch got a nodata edge in one date
+    assert torch.isnan(y[:, 0][invalid]).all()  # and no label there
+    assert torch.all(x[:, :2][invalid.unsqueeze(1).expand(-1, 2, -1, -1)] == 0)
+    assert float(x[:, :2].min()) < float(x0[:, :2].min()) or float(x[:, :2].max()) > float(
+        x0[:, :2].max()
+    )
+
+
+def test_held_out_settings_are_left_out_of_training(tmp_path):
+    from stac_coh.science.randomize import simulate_randomized
+
+    data = tmp_path / "rand"
+    simulate_randomized(data, scenes=5, size=48, seed=40)
+    entries = read_dataset(data)
+    fields = [e for e in entries if e.extra["domain"]["generator"] == "fields"]
+    config = tiny_config(
+        data, tmp_path / "loso", steps=1, exclude="generator-fields", input_mode="wide-masked"
+    )
+    if len(fields) in (0, len(entries)):
+        pytest.skip("the draw has no mix of generators")
+    result = train(config)
+    _, card = load_weights(result.weights)
+    assert "without held-out settings generator-fields" in card.provenance.trained_on
+    assert card.preprocessing.channel_order == ("t1", "t2", "valid")

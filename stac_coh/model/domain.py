@@ -141,7 +141,7 @@ def _block_log_gaps(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     tiles = tiles.reshape(rows // BLOCK, BLOCK, cols // BLOCK, BLOCK).transpose(0, 2, 1, 3)
     tiles = tiles.reshape(-1, BLOCK * BLOCK)
     tiles = tiles[(np.isfinite(tiles) & (tiles > 0)).all(axis=1)]
-    return np.log(tiles.mean(axis=1)) - np.log(tiles).mean(axis=1)  # type: ignore[no-any-return]
+    return np.log(tiles.mean(axis=1)) - np.log(tiles).mean(axis=1)
 
 
 def _looks_from_gaps(gaps: npt.NDArray[np.float64]) -> float:

@@ -55,7 +55,7 @@ class Components:
             + mapping.spread_scale**2 * self.spread_var
             + mapping.floor**2
         )
-        return np.sqrt(var)  # type: ignore[no-any-return]
+        return np.sqrt(var)
 
 
 def scene_components(

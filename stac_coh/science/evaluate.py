@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class EvaluationReport:
 
 
 def evaluate_arrays(
-    predictions: dict[str, npt.ArrayLike],
+    predictions: Mapping[str, npt.ArrayLike],
     truth: npt.ArrayLike,
     *,
     classes: npt.ArrayLike | None = None,
@@ -200,8 +201,8 @@ def render_tables(report: EvaluationReport) -> list[object]:
         per_class = table("By land-cover class", "class")
         first = next(iter(report.by_class.values()))
         for cls in first:
-            for name, ms in report.by_class.items():
-                row(per_class, cls, name, ms[cls])
+            for name, per_name in report.by_class.items():
+                row(per_class, cls, name, per_name[cls])
         tables.append(per_class)
     return tables
 

@@ -81,7 +81,8 @@ class PatchSampler:
         self, rng: np.random.Generator, count: int, augment: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` patches: inputs (N, C, P, P) and labels (N, 1, P, P) with NaN = ignore."""
-        xs, ys = [], []
+        xs: list[F32] = []
+        ys: list[F32] = []
         p = self.patch
         while len(xs) < count:
             k = int(rng.choice(len(self.images), p=self.weights))

@@ -280,7 +280,7 @@ def _gaussian_transfer(shape: tuple[int, int], sigma: float) -> F64:
     """Fourier transfer function of a Gaussian kernel with std ``sigma`` samples."""
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.fftfreq(shape[1])[None, :]
-    return np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))  # type: ignore[no-any-return]
+    return np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))
 
 
 def _multilook(power: F64, f: int) -> F32:

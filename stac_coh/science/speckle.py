@@ -66,11 +66,11 @@ class SpeckleModel:
             return np.ones(n)
         if self.psf == "gaussian":
             sigma = q / _GAUSS_FWHM * np.sqrt(2.0)  # intensity FWHM = q samples
-            return np.exp(-2.0 * (np.pi * sigma * nu) ** 2)  # type: ignore[no-any-return]
+            return np.exp(-2.0 * (np.pi * sigma * nu) ** 2)
         band = 1.0 / q
         inside = np.abs(nu) <= band / 2.0
         weight = self.hamming + (1.0 - self.hamming) * np.cos(2.0 * np.pi * nu / band)
-        return np.where(inside, weight, 0.0)  # type: ignore[no-any-return]
+        return np.where(inside, weight, 0.0)
 
     def look_weights(self, axis: int) -> tuple[npt.NDArray[np.int64], F64]:
         """Sample offsets and boxcar weights of the look average (centred on the pixel)."""
@@ -123,14 +123,10 @@ def _window_for_looks(model: SpeckleModel, axis: int, target: float) -> float:
     lo, hi = 1.0, 3.0 * model.oversample + 1.0
 
     def looks_at(width: float) -> float:
-        window = list(model.look_window)
-        window[axis] = width
+        rows, cols = model.look_window
+        window = (width, cols) if axis == 0 else (rows, width)
         return SpeckleModel(
-            model.oversample,
-            model.psf,
-            model.samples_per_cell,
-            model.hamming,
-            tuple(window),  # type: ignore[arg-type]
+            model.oversample, model.psf, model.samples_per_cell, model.hamming, window
         )._axis_looks(axis)
 
     for _ in range(40):
@@ -152,10 +148,11 @@ def speckle_for_looks(
     hamming = float(rng.choice([1.0, 0.75, 0.54])) if psf == "sinc" else 1.0
     split = float(rng.uniform(0.35, 0.65))
     model = SpeckleModel(oversample, psf, q, hamming, (1.0, 1.0))
-    widths = tuple(
-        _window_for_looks(model, axis, enl**share) for axis, share in ((0, split), (1, 1 - split))
+    widths = (
+        _window_for_looks(model, 0, enl**split),
+        _window_for_looks(model, 1, enl ** (1 - split)),
     )
-    model = SpeckleModel(oversample, psf, q, hamming, widths)  # type: ignore[arg-type]
+    model = SpeckleModel(oversample, psf, q, hamming, widths)
     return model if abs(model.looks() / enl - 1.0) < 0.05 else None
 
 
@@ -163,7 +160,7 @@ def _shift_ramp(shape: tuple[int, int], dy: float, dx: float) -> npt.NDArray[np.
     """Fourier phase ramp that samples a band-limited field at (y + dy, x + dx)."""
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.fftfreq(shape[1])[None, :]
-    return np.exp(2j * np.pi * (fy * dy + fx * dx))  # type: ignore[no-any-return]
+    return np.exp(2j * np.pi * (fy * dy + fx * dx))
 
 
 def _look_average(power: F64, model: SpeckleModel) -> F32:
@@ -180,7 +177,7 @@ def _look_average(power: F64, model: SpeckleModel) -> F32:
         shape[axis] = n
         spectrum = spectrum * np.conj(np.fft.fft(kernel)).reshape(shape)
     averaged = np.fft.ifft2(spectrum).real
-    return np.maximum(averaged[::f, ::f], 0.0).astype(np.float32)  # type: ignore[no-any-return]
+    return np.maximum(averaged[::f, ::f], 0.0).astype(np.float32)
 
 
 def detect_pair(

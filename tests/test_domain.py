@@ -79,7 +79,7 @@ def test_wide_masked_input_keeps_levels_and_marks_nodata():
         to_model_input(t1, t2, Preprocessing(model_scale="sqrt"))
     with pytest.raises(InputError, match="channel_order"):
         to_model_input(t1, t2, Preprocessing(channel_order=("t1", "vh")))
-    assert "valid" in WIDE.describe() and "[-45, 15]" in WIDE.describe()
+    assert "valid" in WIDE.describe() and "[-45.0, 15.0]" in WIDE.describe()
 
 
 def test_cards_round_trip_the_new_fields():

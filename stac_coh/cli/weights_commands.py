@@ -174,8 +174,7 @@ def _info_table(info: WeightsInfo) -> Table:
         "sha256 (tensors)": info.sha256,
         "architecture": f"{arch.name}, base {arch.base}, {arch.input_channels} in, "
         f"{arch.output_channels} out",
-        "preprocessing": f"{prep.input_scale} -> dB clipped to [{prep.db_min}, {prep.db_max}] "
-        f"-> [0, 1]; channels {', '.join(prep.channel_order)}",
+        "preprocessing": prep.describe(),
         "tiling": f"patch {tiling.patch_size}, stride {tiling.stride}, batch "
         f"{tiling.batch_size}, {tiling.aggregation} (beta {tiling.kaiser_beta})",
         "uncertainty": f"calibrated={unc.calibrated}, log-variance "

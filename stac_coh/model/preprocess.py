@@ -78,8 +78,9 @@ class Preprocessing:
         """One sentence: what the network sees (for weights info and model items)."""
         lo, hi = self.clip_range()
         text = (
-            f"{self.input_scale} power -> dB clipped to [{lo:g}, {hi:g}] -> "
-            f"(dB - {self.db_min:g}) / {self.db_max - self.db_min:g}; channels "
+            f"{self.input_scale} power -> dB clipped to [{lo}, {hi}] -> "
+            f"(dB {'+' if self.db_min < 0 else '-'} {abs(self.db_min):g}) / "
+            f"{self.db_max - self.db_min:g}; channels "
             f"{', '.join(self.channel_order)}"
         )
         if "valid" in self.channel_order:

@@ -196,9 +196,8 @@ def _mlm_properties(card: ModelCard) -> dict[str, Any]:
                 "bands": [],
                 "input": structure,
                 "description": (
-                    f"Two linear backscatter images of one relative orbit, channels "
-                    f"{list(prep.channel_order)} (earlier, later); each converted to dB, "
-                    f"clipped to [{prep.db_min}, {prep.db_max}] and scaled to [0, 1]."
+                    "Two linear backscatter images of one relative orbit (earlier, later): "
+                    f"{prep.describe()}."
                 ),
                 "value_scaling": [
                     {"type": "min-max", "minimum": prep.db_min, "maximum": prep.db_max}

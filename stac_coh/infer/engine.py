@@ -56,7 +56,8 @@ from stac_coh.infer.units import (
     tiling_of,
 )
 from stac_coh.io.cog import decode, encoding_for
-from stac_coh.model.card import Tiling
+from stac_coh.model.card import ModelCard, Tiling
+from stac_coh.model.domain import DomainAccumulator, DomainCheck, GuardedReader
 
 __all__ = [
     "DEFAULT_REFERENCE_BLOCK",
@@ -116,6 +117,8 @@ class PredictionSummary:
     """Numeric precision of the predictor (``fp32``, ``bf16``, ``fp16``), if it has one."""
     timings: Mapping[str, float] = field(default_factory=dict)
     """Seconds per stage (``read``, ``network``, ``write``, ``cog``...; see docs/inference.md)."""
+    domain: DomainCheck | None = None
+    """Input-domain guard: the pair's looks, level, relative gain vs the card (network only)."""
 
     @property
     def valid_fraction(self) -> float:
@@ -212,6 +215,11 @@ def predict_to_cogs(
     times = StageTimes()
     before = dict(getattr(predictor, "timings", {}))  # a predictor may serve many pairs
     mask = DecimatedMask(grid.height, grid.width)
+    card = getattr(predictor, "card", None)
+    guard = None
+    if isinstance(card, ModelCard) and card.architecture.name == "resunet":
+        guard = DomainAccumulator()  # the input-domain guard sees every window read
+        reader = GuardedReader(reader, guard)
     scratch = Path(workdir) if workdir is not None else None
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(CogSink(grid, outputs, encoding, workdir=scratch))
@@ -261,6 +269,7 @@ def predict_to_cogs(
         renders={n: done[f"render:{n}"] for n in pictures},
         precision=_precision_of(predictor),
         timings=timings,
+        domain=guard.check(card) if guard is not None and isinstance(card, ModelCard) else None,
     )
 
 

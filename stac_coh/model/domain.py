@@ -35,13 +35,15 @@ from stac_coh.errors import InputDomainWarning
 from stac_coh.model.card import ModelCard, TrainingDomain
 
 if TYPE_CHECKING:
-    from stac_coh.grid import PairReader
+    from stac_coh.grid import OutputGrid, PairReader
 
 __all__ = [
     "BLOCK",
     "LOOKS_CORRECTION",
+    "DomainAccumulator",
     "DomainCheck",
     "DomainEstimate",
+    "GuardedReader",
     "InputDomainWarning",
     "assess_reader",
     "check_domain",
@@ -189,6 +191,84 @@ def check_domain(estimate: DomainEstimate, domain: TrainingDomain) -> DomainChec
     return DomainCheck(estimate, domain, tuple(outside))
 
 
+class DomainAccumulator:
+    """Collects the guard's statistics from windows as they are read (bounded memory).
+
+    Block gaps of every window and every ``stride``-th pixel in both directions are kept;
+    past ``cap`` values, every other one is dropped, so a whole scene costs a few MB.
+    """
+
+    def __init__(self, *, stride: int = 4, cap: int = 1_000_000) -> None:
+        self.stride = stride
+        self.cap = cap
+        self._gaps: list[npt.NDArray[np.float64]] = []
+        self._pixels: list[npt.NDArray[np.float32]] = []
+        self._counts = [0, 0]
+
+    def add(self, pair: npt.ArrayLike) -> None:
+        """Add one (2, h, w) window of linear power (t1, t2; NaN = nodata)."""
+        arr = np.asarray(pair, dtype=np.float32)
+        gaps = np.concatenate([_block_log_gaps(arr[0]), _block_log_gaps(arr[1])])
+        pixels = arr[:, :: self.stride, :: self.stride].reshape(2, -1)
+        pixels = pixels[:, np.isfinite(pixels).any(axis=0)]
+        self._gaps.append(gaps)
+        self._pixels.append(pixels)
+        self._counts[0] += gaps.size
+        self._counts[1] += pixels.shape[1]
+        if self._counts[0] > self.cap:
+            self._gaps = [np.concatenate(self._gaps)[::2]]
+            self._counts[0] = self._gaps[0].size
+        if self._counts[1] > self.cap:
+            self._pixels = [np.concatenate(self._pixels, axis=1)[:, ::2]]
+            self._counts[1] = self._pixels[0].shape[1]
+
+    def estimate(self) -> DomainEstimate:
+        """The pair's looks, level and relative gain from what was added."""
+        gaps = np.concatenate(self._gaps) if self._gaps else np.empty(0)
+        pixels = np.concatenate(self._pixels, axis=1) if self._pixels else np.empty((2, 0))
+        return _estimate(gaps, pixels[0].astype(np.float32), pixels[1].astype(np.float32))
+
+    def check(self, card: ModelCard, *, warn: bool = True) -> DomainCheck:
+        """Compare with the card's training domain; warn when outside."""
+        result = check_domain(self.estimate(), card.training_domain)
+        if warn and not result.ok:
+            warnings.warn(
+                f"Input outside the training domain of weights '{card.name}': "
+                + "; ".join(result.outside)
+                + ". The coherence may be biased; check it against reference data.",
+                InputDomainWarning,
+                stacklevel=3,
+            )
+        return result
+
+
+class GuardedReader:
+    """A pair reader that hands every window it reads to a :class:`DomainAccumulator`.
+
+    The inference engine reads each tile once (with its halo); the guard sees the same
+    data at no extra I/O. Halos are seen twice, which does not move medians and quantiles.
+    """
+
+    def __init__(self, reader: PairReader, accumulator: DomainAccumulator) -> None:
+        self.reader = reader
+        self.accumulator = accumulator
+
+    @property
+    def grid(self) -> OutputGrid:
+        """The wrapped reader's grid."""
+        return self.reader.grid
+
+    def read(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
+        """Read from the wrapped reader and observe the window."""
+        window = self.reader.read(row_off, col_off, height, width)
+        self.accumulator.add(window)
+        return window
+
+    def close(self) -> None:
+        """Close the wrapped reader."""
+        self.reader.close()
+
+
 def _sample_windows(height: int, width: int) -> list[tuple[int, int, int, int]]:
     """Up to 3 x 3 windows of READ_WINDOW px spread evenly over the grid."""
 
@@ -207,24 +287,12 @@ def _sample_windows(height: int, width: int) -> list[tuple[int, int, int, int]]:
 def assess_reader(reader: PairReader, card: ModelCard, *, warn: bool = True) -> DomainCheck:
     """Estimate the domain from a sample of the reader's windows and check it against the card.
 
-    Reads at most nine 512 x 512 windows (a few MB), so it costs little next to inference.
-    With ``warn`` an :class:`InputDomainWarning` names what is outside the training domain.
+    Reads at most nine 512 x 512 windows (a few MB). Inference does not call this: it
+    observes the windows it reads anyway (:class:`GuardedReader`). With ``warn`` an
+    :class:`InputDomainWarning` names what is outside the training domain.
     """
+    accumulator = DomainAccumulator(stride=1)
     grid = reader.grid
-    gaps, firsts, seconds = [], [], []
     for r, c, h, w in _sample_windows(grid.height, grid.width):
-        pair = np.asarray(reader.read(r, c, h, w), dtype=np.float32)
-        gaps += [_block_log_gaps(pair[0]), _block_log_gaps(pair[1])]
-        firsts.append(pair[0].ravel())
-        seconds.append(pair[1].ravel())
-    estimate = _estimate(np.concatenate(gaps), np.concatenate(firsts), np.concatenate(seconds))
-    result = check_domain(estimate, card.training_domain)
-    if warn and not result.ok:
-        warnings.warn(
-            f"Input outside the training domain of weights '{card.name}': "
-            + "; ".join(result.outside)
-            + ". The coherence may be biased; check it against reference data.",
-            InputDomainWarning,
-            stacklevel=2,
-        )
-    return result
+        accumulator.add(reader.read(r, c, h, w))
+    return accumulator.check(card, warn=warn)

@@ -57,6 +57,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument(
+        "--only-references", action="store_true", help="Cache round-1 and Siegert rows only."
+    )
     return parser.parse_args()
 
 
@@ -165,6 +168,28 @@ def table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cached(path: Path, compute):
+    """JSON result at ``path``, computed once (runs are long; reruns reuse them)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def reference_rows(key: str, path: str, sets: dict[str, Path], names, args) -> dict:
+    """Calibration and per-setting metrics of one reference weights file (cached by checksum)."""
+    sha = load_weights(path)[1].sha256[:12]
+
+    def compute() -> dict:
+        model, card = calibrated(path, sets["calibration"], args.views)
+        rows = {n: evaluate(model, card, sets[n], args.views)[0] for n in names}
+        return {"calibration": asdict(card.uncertainty), "settings": rows}
+
+    return cached(args.out / "cache" / f"{key}-{sha}-v{args.views}.json", compute)
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -172,12 +197,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     sets = ensure_sets(args)
     names = [n for n in args.settings.split(",") if n]
-    references = {}
-    for key, path in (("bundled", args.main), ("round1", args.round1)):
-        references[key] = calibrated(path, sets["calibration"], args.views)
+    siegert = {
+        n: cached(args.out / "cache" / f"siegert-{n}.json", lambda n=n: best_siegert(sets[n]))
+        for n in names
+    }
+    references = {"round1": reference_rows("round1", args.round1, sets, names, args)}
+    if args.only_references:
+        return
+    references["bundled"] = reference_rows("bundled", args.main, sets, names, args)
     summary: dict = {"settings": {}, "calibration": {}}
-    for key, (_model, card) in references.items():
-        summary["calibration"][key] = asdict(card.uncertainty)
+    for key, ref in references.items():
+        summary["calibration"][key] = ref["calibration"]
     pooled = []
     runs = held_out_runs(args.runs)
     loaded: dict[Path, tuple] = {}
@@ -194,16 +224,14 @@ def main() -> None:
         held, comp = evaluate(model, card, sets[name], args.views)
         pooled.append((comp, comp.sigma(card.uncertainty)))
         config = json.loads((run / "config.json").read_text())
-        summary["calibration"][name] = asdict(card.uncertainty)
+        summary["calibration"][run.name] = asdict(card.uncertainty)
         summary["settings"][name] = {
             "run": run.name,
             "excluded": config["exclude"],
             "steps": config["steps"],
             "held_out": held,
-            **{
-                key: evaluate(m, c, sets[name], args.views)[0] for key, (m, c) in references.items()
-            },
-            "siegert": best_siegert(sets[name]),
+            **{key: ref["settings"][name] for key, ref in references.items()},
+            "siegert": siegert[name],
         }
         print(name, json.dumps(summary["settings"][name]))
     if pooled:

@@ -92,9 +92,9 @@ class TrainingDomain:
     4.4 looks, sigma0 in the [-20, 0] dB window, calibrated within a fraction of a dB).
     """
 
-    looks: tuple[float, float] = (3.0, 6.5)
+    looks: tuple[float, float] = (2.8, 7.0)
     """Equivalent number of looks."""
-    level_db: tuple[float, float] = (-18.0, -5.0)
+    level_db: tuple[float, float] = (-19.0, -4.0)
     """Median backscatter of a pair (both dates), dB."""
     relative_gain_db: tuple[float, float] = (-1.5, 1.5)
     """Median dB(t2) - dB(t1)."""

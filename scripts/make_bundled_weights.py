@@ -13,7 +13,7 @@ The bundled weights (issue 16) were made by these steps (2-core shared CPU, torc
 ``runs/init-round1.safetensors`` is the first round's bundled file (git show
 fc14cfb:stac_coh/data/weights/stac-coh-sim-demo.safetensors). This script rounds the
 best checkpoint to float16, recalibrates its uncertainty (two test-time views) on the
-calibration setting (``terrain`` scenes, seeds 30000-30007, 256 px, with gains), measures
+calibration setting (``terrain`` scenes, seeds 30000-30009, 224 px, with gains), measures
 the training domain over the training scenes with the input-domain guard's estimator
 (widened by the gain augmentation), and writes the weights and card.
 """
@@ -88,8 +88,8 @@ def main() -> None:
     if not (args.calibration / "index.json").exists():
         simulate_randomized(
             args.calibration,
-            scenes=8,
-            size=256,
+            scenes=10,
+            size=224,
             seed=CALIBRATION_SEED,
             randomization=calibration_randomization(),
         )

@@ -239,3 +239,22 @@ def test_recalibration_reaches_68_percent_and_ranks():
     assert coverage(sigma, comp.mean - comp.truth) == pytest.approx(0.683, abs=0.01)
     assert spearman(sigma, np.abs(comp.mean - comp.truth)) > 0.2
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+
+
+def test_published_weights_keep_their_preprocessing_and_get_a_guard(tmp_path):
+    from stac_coh.model.preprocess import PRESETS
+    from tests.keras_files import randomise_, write_legacy
+
+    keras = write_legacy(randomise_(ResUNet(base=4)), tmp_path / "model.weights.h5")
+    model, card = load_weights(keras)
+    assert card.preprocessing == PRESETS["published"] and model.in_channels == 2
+    assert not card.uncertainty.calibrated and card.uncertainty.views == 1
+    assert card.training_domain == TrainingDomain()  # the published model's assumed domain
+    predictor = NetworkPredictor(model, card)
+    assert isinstance(predictor.model, torch.nn.Module) and not isinstance(
+        predictor.model, ViewEnsemble
+    )
+    t1, t2 = gamma_speckle(1, (128, 128)), gamma_speckle(1, (128, 128), seed=4)
+    with pytest.warns(InputDomainWarning, match=card.name):
+        summary = predict_to_cogs(ArrayPairReader(t1, t2), predictor, tmp_path / "c.tif")
+    assert summary.domain is not None and not summary.domain.ok

@@ -167,6 +167,7 @@ def _info_table(info: WeightsInfo) -> Table:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     arch, prep, tiling, unc = card.architecture, card.preprocessing, card.tiling, card.uncertainty
+    dom = card.training_domain
     rows = {
         "file": str(info.path),
         "format": f"{info.format} ({info.dtype}), {info.file_size / 2**20:.1f} MiB",
@@ -179,6 +180,13 @@ def _info_table(info: WeightsInfo) -> Table:
         f"{tiling.batch_size}, {tiling.aggregation} (beta {tiling.kaiser_beta})",
         "uncertainty": f"calibrated={unc.calibrated}, log-variance "
         f"[{unc.log_variance_min}, {unc.log_variance_max}]",
+        "test-time views": f"{unc.views} (x{unc.views} inference cost); sigma = "
+        f"{unc.head_scale:g} head, {unc.spread_scale:g} spread, {unc.floor:g} floor"
+        if unc.views > 1 or unc.head_scale != 1.0
+        else "",
+        "training domain": f"looks {dom.looks[0]:g}-{dom.looks[1]:g}, level "
+        f"{dom.level_db[0]:g} to {dom.level_db[1]:g} dB, relative gain "
+        f"{dom.relative_gain_db[0]:g} to {dom.relative_gain_db[1]:g} dB (input-domain guard)",
         "source": card.provenance.source,
         "repository": card.provenance.repository,
         "revision": card.provenance.revision,

@@ -164,6 +164,8 @@ def training_domain(
         levels.append(estimate.level_db)
         relative.append(estimate.relative_gain_db)
     rel = max(abs(min(relative)), abs(max(relative))) + relative_db
+    if not looks:  # scenes too small to measure: no claim on looks
+        looks = [0.0, 1000.0]
     return TrainingDomain(
         looks=(
             round(float(np.quantile(looks, 0.02)), 2),

@@ -30,6 +30,7 @@ from stac_coh.model.card import ModelCard, Provenance, UncertaintyHead
 from stac_coh.model.preprocess import Preprocessing, preset, to_model_input, valid_mask
 from stac_coh.model.resunet import DEPTH_MULTIPLE, ResUNet
 from stac_coh.model.uncertainty import head_to_log_variance
+from stac_coh.science.calibrate import training_domain
 from stac_coh.science.checkpoint import load_checkpoint, save_checkpoint
 from stac_coh.science.datasets import DatasetEntry, read_dataset
 from stac_coh.science.sampler import Augmentation, PatchSampler
@@ -345,10 +346,20 @@ def default_card(config: TrainConfig, command: str) -> ModelCard:
         trained_on += f", fine-tuned from {config.init}"
     if config.excluded:
         trained_on += f", without held-out settings {config.exclude}"
+    entries = read_dataset(config.data)
+    if config.excluded:
+        entries = exclude_settings(entries, config.excluded)
+    domain = training_domain(
+        entries,
+        gain_db=config.augment_gain_db,
+        relative_db=config.augment_relative_db,
+        description=f"input-domain guard estimates over the scenes of {config.data}",
+    )
     return ModelCard(
         name=f"stac-coh-trained-{Path(config.out).name}",
         preprocessing=config.preprocessing,
         uncertainty=UncertaintyHead(calibrated=True),
+        training_domain=domain,
         provenance=Provenance(
             source="stac-coh train",
             trained_on=trained_on,

@@ -254,7 +254,7 @@ def test_held_out_settings_are_left_out_of_training(tmp_path):
     from stac_coh.science.randomize import simulate_randomized
 
     data = tmp_path / "rand"
-    simulate_randomized(data, scenes=5, size=48, seed=40)
+    simulate_randomized(data, scenes=5, size=96, seed=40)
     entries = read_dataset(data)
     fields = [e for e in entries if e.extra["domain"]["generator"] == "fields"]
     config = tiny_config(

@@ -84,12 +84,19 @@ class PatchSampler:
         xs: list[F32] = []
         ys: list[F32] = []
         p = self.patch
+        misses = 0
         while len(xs) < count:
             k = int(rng.choice(len(self.images), p=self.weights))
             rows, cols = self.labels[k].shape
             r, c = int(rng.integers(rows - p + 1)), int(rng.integers(cols - p + 1))
             y = self.labels[k][r : r + p, c : c + p]
             if np.isfinite(y).mean() < 0.5:
+                misses += 1
+                if misses > 10_000:
+                    raise InputError(
+                        f"No {p} x {p} patch has half its label valid in 10,000 tries; the "
+                        "scenes are mostly nodata. Use a smaller --patch or larger scenes."
+                    )
                 continue
             pair = self.images[k][:, r : r + p, c : c + p]
             if augment:

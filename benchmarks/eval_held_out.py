@@ -91,12 +91,23 @@ def ensure_sets(args: argparse.Namespace) -> dict[str, Path]:
 def metrics(comp: Components, sigma: np.ndarray) -> dict[str, float]:
     """RMSE, bias, share within one sigma and Spearman(sigma, |error|)."""
     err = comp.mean - comp.truth
+    which = np.clip((comp.truth * 5).astype(int), 0, 4)  # bins of true coherence, 0.2 wide
     return {
         "n": int(err.size),
         "rmse": float(np.sqrt(np.mean(err**2))),
         "bias": float(np.mean(err)),
         "within_1_sigma": coverage(sigma, err),
         "spearman_sigma_abs_error": spearman(sigma, np.abs(err)),
+        "bins": [
+            {
+                "n": int((which == b).sum()),
+                "rmse": float(np.sqrt(np.mean(err[which == b] ** 2)))
+                if (which == b).any()
+                else None,
+                "bias": float(np.mean(err[which == b])) if (which == b).any() else None,
+            }
+            for b in range(5)
+        ],
     }
 
 

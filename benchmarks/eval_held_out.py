@@ -177,7 +177,32 @@ def table(summary: dict) -> str:
         f"| **pooled held-out** | | {p['rmse']:.3f} | {p['bias']:+.3f} "
         f"| {100 * p['within_1_sigma']:.0f} % | {p['spearman_sigma_abs_error']:.2f} | | | |"
     )
+    lines += ["", *bin_tables(summary)]
     return "\n".join(lines) + "\n"
+
+
+def bin_tables(summary: dict) -> list[str]:
+    """One small table per setting: RMSE / bias by bin of true coherence."""
+    out = []
+    for name, row in summary["settings"].items():
+        out += [
+            f"**{name}** (held-out run {row['run']}): RMSE / bias by true coherence",
+            "",
+            "| weights | 0-0.2 | 0.2-0.4 | 0.4-0.6 | 0.6-0.8 | 0.8-1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, label in (
+            ("held_out", "without the setting"),
+            ("bundled", "bundled (saw it)"),
+            ("round1", "round 1"),
+        ):
+            cells = [
+                f"{b['rmse']:.3f} / {b['bias']:+.3f}" if b["rmse"] is not None else "-"
+                for b in row[key]["bins"]
+            ]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
 
 
 def cached(path: Path, compute):

@@ -39,6 +39,8 @@ def test_demo_publishes_a_browsable_catalog(demo):
         coherence = item.assets["coherence"].get_absolute_href()
         assert cog_validate(coherence)[0]
         assert item.properties["coh:weights_name"] == "stac-coh-sim-demo"
+        assert isinstance(item.properties["coh:input_in_training_domain"], bool)  # the guard
+        assert item.properties["coh:input_looks"] > 0
     assert "Accuracy against the simulated TRUE coherence" in done.stdout
     assert "stac-coh serve" in done.stdout
 

@@ -125,7 +125,8 @@ class ResUNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 _keras_he_normal_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # every conv here has one
+                    nn.init.zeros_(module.bias)
 
     def residual_blocks(self) -> Iterator[ResidualBlock]:
         """Yield the nine residual blocks in Keras creation order (block index b = 0..8)."""

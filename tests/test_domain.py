@@ -178,6 +178,15 @@ def test_one_plain_view_is_the_network_itself():
         assert torch.allclose(ViewEnsemble(net, plain)(x), net(x), atol=1e-6)
 
 
+def test_the_ensemble_exposes_the_heads_inference_watches():
+    from stac_coh.model.fused import InferenceResUNet
+
+    net = InferenceResUNet(ResUNet(base=4).eval())
+    assert ViewEnsemble(net, UncertaintyHead(calibrated=True, views=2)).heads is net.heads
+    plain = ResUNet(base=4).eval()
+    assert ViewEnsemble(plain, UncertaintyHead(calibrated=True)).heads is plain.mean_head
+
+
 def test_views_average_means_and_their_spread_raises_sigma():
     torch.manual_seed(2)
     net = ResUNet(base=4).eval()

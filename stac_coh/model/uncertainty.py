@@ -106,6 +106,13 @@ class ViewEnsemble(nn.Module):
         self.net = net
         self.mapping = mapping
 
+    @property
+    def heads(self) -> nn.Module:
+        """The wrapped network's output convolution(s) (inference hooks watch them)."""
+        found = getattr(self.net, "heads", None) or getattr(self.net, "mean_head", None)
+        assert isinstance(found, nn.Module)
+        return found
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map model input (N, C, H, W) to (N, 2, H, W): mean, head of the combined variance."""
         m = self.mapping

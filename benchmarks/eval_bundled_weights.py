@@ -28,7 +28,8 @@ from stac_coh.infer.estimators import BackscatterLookup, siegert_coherence
 from stac_coh.model.weights import load_weights
 from stac_coh.science.datasets import load_pair, read_dataset, write_geotiff
 from stac_coh.science.evaluate import evaluate_paths, render_tables, write_json, write_png
-from stac_coh.science.sim import SceneSpec, simulate_dataset, simulate_scene, write_scene
+from stac_coh.science.sim import SceneSpec, simulate_scene
+from stac_coh.science.sim_files import simulate_dataset, write_scene
 
 SIEGERT_WINDOWS = (3, 5, 7, 9, 11, 15)
 LOOKUP_SMOOTHING = (1, 3, 5, 9)

@@ -18,7 +18,7 @@ from stac_coh.model.card import UncertaintyHead
 from stac_coh.model.resunet import ResUNet
 from stac_coh.model.weights import load_weights
 from stac_coh.science.datasets import read_dataset
-from stac_coh.science.sim import simulate_dataset
+from stac_coh.science.sim_files import simulate_dataset
 from stac_coh.science.train import (
     PatchSampler,
     TrainConfig,

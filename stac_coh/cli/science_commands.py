@@ -103,7 +103,7 @@ def simulate_command(
 
     from stac_coh.science.randomize import simulate_randomized
     from stac_coh.science.settings import calibration_randomization, held_out_randomization
-    from stac_coh.science.sim import simulate_dataset
+    from stac_coh.science.sim_files import simulate_dataset
 
     with Progress(transient=True) as progress:
         task = progress.add_task("simulating", total=scenes)

@@ -21,7 +21,8 @@ import numpy as np
 
 from stac_coh.errors import InputError
 from stac_coh.science.datasets import DatasetEntry, write_index
-from stac_coh.science.sim import SceneSpec, random_shift, simulate_scene, write_scene
+from stac_coh.science.sim import SceneSpec, random_shift, simulate_scene
+from stac_coh.science.sim_files import write_scene
 from stac_coh.science.speckle import SpeckleModel, speckle_for_looks
 
 __all__ = ["Randomization", "describe_spec", "draw_spec", "simulate_randomized"]

@@ -16,9 +16,9 @@ from stac_coh.science.sim import (
     SceneSpec,
     _speckle,
     random_shift,
-    simulate_dataset,
     simulate_scene,
 )
+from stac_coh.science.sim_files import simulate_dataset
 
 
 @pytest.fixture(scope="module")

@@ -149,3 +149,13 @@ class HostUnresolvedError(StacCohError, ConnectionError):
     """A host name does not resolve (offline, DNS down, or a typo): not retried in-process."""
 
     exit_code = EXIT_TRANSIENT
+
+
+class DeviceError(StacCohError):
+    """The GPU is missing or failed (a CUDA runtime error): the host, not the pair, is at fault.
+
+    Raised by the AWS Batch worker only: a new process clears a CUDA context that an error
+    left unusable, so the worker exits 69 (EX_UNAVAILABLE) and the job definition retries it.
+    """
+
+    exit_code = 69

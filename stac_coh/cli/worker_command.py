@@ -15,6 +15,7 @@ from stac_coh.constants import (
     ENV_MANIFEST,
     ENV_OUT,
     ENV_PAIRS_PER_JOB,
+    ENV_PUBLIC_URL,
     ENV_RUN_ID,
 )
 from stac_coh.errors import InputError
@@ -24,6 +25,7 @@ __all__ = ["register"]
 ENV_MAX_ATTEMPTS = "STAC_COH_MAX_ATTEMPTS"
 ENV_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 ENV_STAC_API = "STAC_COH_STAC_API"
+ENV_REMOVE_ORPHANS = "STAC_COH_REMOVE_ORPHANS"
 _SECRET_NAMES = ("SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 
 _WORKER_HELP = prose("""
@@ -101,6 +103,15 @@ def _verbose_opt() -> Any:
     return typer.Option(0, "--verbose", "-v", count=True, help="Debug logs of stac-coh.")
 
 
+def _public_url_opt() -> Any:
+    return typer.Option(
+        None,
+        "--public-url",
+        envvar=ENV_PUBLIC_URL,
+        help="HTTP(S) URL readers use for --out: items and the collection get it in self links.",
+    )
+
+
 def process_command(
     manifest: str | None = _manifest_opt(),
     out: str | None = _out_opt(),
@@ -121,15 +132,17 @@ def process_command(
         envvar=ENV_MAX_ATTEMPTS,
         help="Attempts of the job definition; on the last one transient failures exit 0.",
     ),
+    public_url: str | None = _public_url_opt(),
     verbose: int = _verbose_opt(),
     *,
     processing: ProcessingChoices,
 ) -> None:
     """Process this child's share of the manifest."""
+    from stac_coh.batch.deadline import stop_before_time_limit
     from stac_coh.pipeline.signals import StopSignals
 
     logs = _start_logging(verbose)
-    with StopSignals() as stop:
+    with StopSignals() as stop, stop_before_time_limit(os.environ):
         code = _guarded(
             lambda: _process(
                 manifest,
@@ -144,6 +157,7 @@ def process_command(
                 processing,
                 stop,
                 logs.context,
+                public_url,
             ),
             stop,
         )
@@ -173,6 +187,13 @@ def finalize_command(
         metavar="DSN",
         help="Bulk-load the collection and items into this pgstac database.",
     ),
+    public_url: str | None = _public_url_opt(),
+    remove_orphans: bool = typer.Option(
+        False,
+        "--remove-orphans",
+        envvar=ENV_REMOVE_ORPHANS,
+        help="Delete assets without an item left by killed workers (the manifest's pairs).",
+    ),
     verbose: int = _verbose_opt(),
 ) -> None:
     """Rebuild the collection and write the run report."""
@@ -183,7 +204,16 @@ def finalize_command(
         stop.pair_started()  # finalize has no pairs: a stop request interrupts it anywhere
         code = _guarded(
             lambda: _finalize(
-                manifest, out, run_id, collection_id, stac_api, logs.context, geoparquet, pgstac
+                manifest,
+                out,
+                run_id,
+                collection_id,
+                stac_api,
+                logs.context,
+                geoparquet,
+                pgstac,
+                public_url=public_url,
+                remove_orphans=remove_orphans,
             ),
             stop,
         )
@@ -199,13 +229,16 @@ def _process(
     processing: ProcessingChoices,
     stop: Any,
     context: dict[str, Any],
+    public_url: str | None = None,
 ) -> int:
     """Resolve the child's share, build the predictor once, process the share."""
     import logging
 
+    from stac_coh.batch.device import load_on_device, record_device_fault
     from stac_coh.batch.logs import log_event
     from stac_coh.batch.plan import child_index, share_from_env, validate_run_id
-    from stac_coh.batch.worker import gdal_overrides, load_manifest, process_share
+    from stac_coh.batch.worker import gdal_overrides, load_manifest, process_share, public_base
+    from stac_coh.errors import DeviceError
     from stac_coh.io.storage import open_store
     from stac_coh.pipeline.runner import PairProcessor
     from stac_coh.search.profiles import read_gdal_options
@@ -223,7 +256,8 @@ def _process(
     array_index = share_env[ARRAY_INDEX_ENV]
     offset = share_env[ENV_INDEX_OFFSET]
     context["child"] = child_index(int(array_index) if array_index else None, int(offset or 0))
-    store = open_store(out)
+    store = open_store(out, public_base_url=public_base(public_url))
+    pairs = [manifest.pairs[i] for i in share]
     log_event(
         log,
         "worker.start",
@@ -233,7 +267,18 @@ def _process(
         out=out,
         last_attempt=last_attempt,
     )
-    loaded = processing.load_predictor(settings)
+    try:
+        device = processing.device or settings.device
+        loaded = load_on_device(device, lambda: processing.load_predictor(settings))
+    except DeviceError as exc:  # the host's GPU, not the input: retried, finalize still runs
+        return record_device_fault(
+            store,
+            run_id,
+            pairs,
+            exc,
+            collection_id=options.collection_id,
+            last_attempt=last_attempt,
+        )
     log_event(
         log,
         "worker.predictor",
@@ -243,7 +288,6 @@ def _process(
     )
     gdal = read_gdal_options(manifest.source, extra=gdal_overrides(os.environ))
     processor = PairProcessor(manifest, store, loaded, options, gdal_options=gdal)
-    pairs = [manifest.pairs[i] for i in share]
     result = process_share(processor, pairs, run_id=run_id, stop=stop, last_attempt=last_attempt)
     log_event(
         log,
@@ -264,10 +308,13 @@ def _finalize(
     context: dict[str, Any],
     geoparquet: bool = False,
     pgstac: str | None = None,
+    *,
+    public_url: str | None = None,
+    remove_orphans: bool = False,
 ) -> int:
     """Gather the outcomes, rebuild the collection, write the report, push."""
     from stac_coh.batch.plan import validate_run_id
-    from stac_coh.batch.worker import EXIT_OK, finalize_run, load_manifest
+    from stac_coh.batch.worker import EXIT_OK, finalize_run, load_manifest, public_base
     from stac_coh.io.http import make_session
     from stac_coh.io.storage import open_store
     from stac_coh.settings import get_settings
@@ -283,7 +330,7 @@ def _finalize(
         else None
     )
     finalize_run(
-        open_store(out),
+        open_store(out, public_base_url=public_base(public_url)),
         run_id=run_id,
         collection_id=collection_id,
         manifest=manifest,
@@ -291,6 +338,7 @@ def _finalize(
         session=session,
         geoparquet=geoparquet,
         pgstac=pgstac,
+        remove_orphans=remove_orphans,
     )
     return EXIT_OK
 

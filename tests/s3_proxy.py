@@ -202,9 +202,7 @@ class S3Proxy:
                     allow_redirects=False,
                 )
                 content = answer.raw.read(decode_content=False)
-                relayed = {
-                    k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP
-                }
+                relayed = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
                 self._answer(answer.status_code, relayed, content, length=answer.headers)
 
             def _answer(

@@ -108,9 +108,12 @@ def _gdal_read(key: str, bucket: str, endpoint: str) -> tuple[BaseException, dic
             "GDAL_NUM_THREADS": "1",
         }
     )
-    with pytest.raises(rasterio.errors.RasterioIOError) as raised, gdal_env(options):
-        with rasterio.open(f"s3://{bucket}/{key}") as src:
-            src.read()
+    with (
+        pytest.raises(rasterio.errors.RasterioIOError) as raised,
+        gdal_env(options),
+        rasterio.open(f"s3://{bucket}/{key}") as src,
+    ):
+        src.read()
     return raised.value, options
 
 
@@ -196,7 +199,7 @@ def test_boto3_reads_and_writes_are_classed_by_their_code(
         lambda: store.put_new("b.json", b"{}"),
         lambda: store.put_file("c.tif", small),  # boto3's S3UploadFailedError
     ):
-        with pytest.raises(Exception) as raised:  # noqa: PT011 - each wrapper differs
+        with pytest.raises(Exception) as raised:
             action()
         assert classify(raised.value) == Fault(kind, code), raised.value
     expected = EXIT_RETRY if kind is Kind.TRANSIENT else EXIT_BAD_INPUT

@@ -9,6 +9,8 @@ to moto unchanged, except those a rule matches:
   ``times`` matching requests or all of them;
 - :class:`Hold`: keep the request waiting until :meth:`S3Proxy.release`, so a test can kill
   a worker at a known point (mid-read, mid-upload, between two writes) without sleeping;
+  a released request is dropped (its client was killed: it never reaches S3) unless the
+  hold says ``forward``;
 - ``delay``: wait that long before forwarding (a worker is surely caught mid-pair).
 
 moto does not check signatures, so forwarding with another Host works.
@@ -96,6 +98,8 @@ class Hold:
     times: int = 1
     skip: int = 0
     """Forward this many matching requests before holding."""
+    forward: bool = False
+    """Once released, forward the request (else drop it unanswered)."""
     held: threading.Event = field(default_factory=threading.Event, init=False)
     """Set once a request is being held."""
     seen: int = field(default=0, init=False)
@@ -171,6 +175,9 @@ class S3Proxy:
                 if isinstance(rule, Hold):
                     rule.held.set()
                     owner._released.wait()
+                    if not rule.forward:
+                        self.close_connection = True
+                        return
                 if isinstance(rule, Fault):
                     self._answer(rule.status, {"Content-Type": "application/xml"}, rule.body())
                     return

@@ -61,9 +61,9 @@ Show a submitted run: children by state, the finalize job, failed children.
 
 RUN_ID is what `stac-coh submit` printed; --out is the same s3:// URI. A failed child shows
 AWS Batch's reason and the container's exit code (2: bad input, not retried; 75: transient,
-retried; a "Host EC2 ... terminated" reason: Spot reclaim, retried). Failed pairs (recorded
-by the workers; a child that fails a pair for good still succeeds) follow, with their
-errors.
+retried; 69: GPU fault, retried; 137: killed, e.g. out of memory, retried; a "Host EC2 ...
+terminated" reason: Spot reclaim, retried). Failed pairs (recorded by the workers; a child
+that fails a pair for good still succeeds) follow, with their errors.
 
 Examples:
 

@@ -34,8 +34,9 @@ Container entrypoint on AWS Batch (the image runs `stac-coh worker process|final
 `stac-coh submit` sets everything through the environment; the options override it for
 a local test. Logs are one JSON object per line on stderr, without secrets or signed
 URLs. Exit codes, matched by the job definitions' retry strategy: 0 done (failed pairs
-are recorded, not retried), 75 transient failure or stop signal (retried; published
-pairs are skipped), 2 unusable input (not retried), 1 unexpected error.
+are recorded, not retried; also every last attempt), 75 transient failure or stop signal
+(retried; published pairs are skipped), 69 GPU missing or failed (retried in a new
+container), 2 unusable input (not retried), 1 unexpected error.
 
 Examples:
 

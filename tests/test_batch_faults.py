@@ -280,3 +280,23 @@ def test_worker_options_take_the_public_url_and_orphan_removal() -> None:
     assert "--public-url" in process.output and "STAC_COH_PUBLIC_URL" in process.output
     assert "--remove-orphans" in finalize.output
     assert "STAC_COH_REMOVE_ORPHANS" in finalize.output
+
+
+def test_cli_finalize_reports_and_removes_orphans(tmp_path: Path) -> None:
+    out = tmp_path / "catalog"
+    store = open_store(out)
+    [pair] = fake_manifest(1).pairs
+    store.put(asset_key(COLLECTION, pair.id, "coherence"), b"cog")
+    runner = CliRunner()
+    shown = runner.invoke(app, ["finalize", str(out), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["orphans"] == {
+        "found": 1,
+        "files": 1,
+        "removed": 0,
+        "items": [pair.id],
+    }
+    removed = runner.invoke(app, ["finalize", str(out), "--remove-orphans"])
+    assert removed.exit_code == 0, removed.output
+    assert "1 item folders with assets but no item (1 files), 1 removed" in removed.output
+    assert not store.exists(asset_key(COLLECTION, pair.id, "coherence"))

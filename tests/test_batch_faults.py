@@ -300,3 +300,24 @@ def test_cli_finalize_reports_and_removes_orphans(tmp_path: Path) -> None:
     assert removed.exit_code == 0, removed.output
     assert "1 item folders with assets but no item (1 files), 1 removed" in removed.output
     assert not store.exists(asset_key(COLLECTION, pair.id, "coherence"))
+
+
+@pytest.mark.integration
+def test_s3_throttling_before_any_pair_is_retried_except_on_the_last_attempt(
+    inputs: Inputs, aws_env: MotoServer, tmp_path: Path
+) -> None:
+    run = new_run(inputs, aws_env, STAC_COH_MAX_ATTEMPTS="3", AWS_MAX_ATTEMPTS="1")
+    with S3Proxy(aws_env.endpoint, throttle=True).running() as throttled:
+        for attempt, expected in ((2, EXIT_RETRY), (3, EXIT_OK)):
+            log = tmp_path / f"attempt{attempt}.log"
+            proc = start(
+                run,
+                "process",
+                log,
+                AWS_ENDPOINT_URL=throttled.url,  # the manifest read answers 503 SlowDown
+                AWS_BATCH_JOB_ATTEMPT=str(attempt),
+            )
+            assert proc.wait(timeout=600) == expected, log.read_text()
+            assert_clean(log)
+            [error] = [e for e in events(log) if e["event"] == "worker.error"]
+            assert error["exit_code"] == EXIT_RETRY and "SlowDown" in error["message"]

@@ -161,6 +161,7 @@ def process_command(
                 public_url,
             ),
             stop,
+            last_attempt=_is_last_attempt(attempt, max_attempts),
         )
     raise typer.Exit(code)
 
@@ -344,12 +345,16 @@ def _finalize(
     return EXIT_OK
 
 
-def _guarded(body: Any, stop: Any) -> int:
-    """Run ``body``; turn what escapes it into a logged line and the contract's exit code."""
+def _guarded(body: Any, stop: Any, *, last_attempt: bool = False) -> int:
+    """Run ``body``; turn what escapes it into a logged line and the contract's exit code.
+
+    On the last attempt a code Batch would retry becomes 0: there is no retry, and a
+    failed child would keep the finalize job from running.
+    """
     import logging
 
     from stac_coh.batch.logs import log_event
-    from stac_coh.batch.worker import EXIT_RETRY, exit_code_for_error
+    from stac_coh.batch.worker import EXIT_DEVICE, EXIT_OK, EXIT_RETRY, exit_code_for_error
 
     log = logging.getLogger("stac_coh.worker")
     try:
@@ -357,7 +362,7 @@ def _guarded(body: Any, stop: Any) -> int:
     except KeyboardInterrupt:
         name = stop.received.name if stop.received else "SIGINT"
         log_event(log, "worker.stop", f"{name} received: stopping", level=logging.WARNING)
-        return EXIT_RETRY
+        code = EXIT_RETRY
     except Exception as exc:
         code = exit_code_for_error(exc)
         log.log(
@@ -368,7 +373,10 @@ def _guarded(body: Any, stop: Any) -> int:
             exc_info=code == 1,  # a bug: keep the traceback
             extra={"event": "worker.error", "fields": {"exit_code": code}},
         )
-        return code
+    if last_attempt and code in (EXIT_RETRY, EXIT_DEVICE):
+        log_event(log, "worker.done", f"last attempt: exit 0, not {code}", exit_code=EXIT_OK)
+        return EXIT_OK
+    return code
 
 
 def _start_logging(verbose: int) -> Any:
@@ -384,6 +392,14 @@ def _required(value: str | None, option: str, env: str) -> str:
     if not value:
         raise InputError(f"{option} is missing: pass it or set {env} (stac-coh submit sets it).")
     return value
+
+
+def _is_last_attempt(attempt: str | None, max_attempts: str | None) -> bool:
+    """:func:`_last_attempt`, False where it would raise (the body reports that)."""
+    try:
+        return _last_attempt(attempt, max_attempts)
+    except InputError:
+        return False
 
 
 def _last_attempt(attempt: str | None, max_attempts: str | None) -> bool:

@@ -66,7 +66,6 @@ def record_device_fault(
     run_id: str,
     pairs: Sequence[Pair],
     error: BaseException,
-    *,
     collection_id: str,
     last_attempt: bool,
 ) -> int:

@@ -273,14 +273,7 @@ def _process(
         device = processing.device or settings.device
         loaded = load_on_device(device, lambda: processing.load_predictor(settings))
     except DeviceError as exc:  # the host's GPU, not the input: retried, finalize still runs
-        return record_device_fault(
-            store,
-            run_id,
-            pairs,
-            exc,
-            collection_id=options.collection_id,
-            last_attempt=last_attempt,
-        )
+        return record_device_fault(store, run_id, pairs, exc, options.collection_id, last_attempt)
     log_event(
         log,
         "worker.predictor",
@@ -346,11 +339,7 @@ def _finalize(
 
 
 def _guarded(body: Any, stop: Any, *, last_attempt: bool = False) -> int:
-    """Run ``body``; turn what escapes it into a logged line and the contract's exit code.
-
-    On the last attempt a code Batch would retry becomes 0: there is no retry, and a
-    failed child would keep the finalize job from running.
-    """
+    """Run ``body``; what escapes it becomes a log line and an exit code (0 on a last attempt)."""
     import logging
 
     from stac_coh.batch.logs import log_event

@@ -31,8 +31,9 @@ from stac_coh.errors import (
     RasterReadError,
     StorageError,
 )
-from stac_coh.io.faults import Fault, Kind, classify, classify_read, mark, probe
+from stac_coh.io.faults import Fault, Kind, classify, mark
 from stac_coh.io.gdal_env import gdal_env, gdal_options
+from stac_coh.io.read_faults import classify_read, probe
 from stac_coh.io.storage import S3Store
 from tests.s3_proxy import (
     Fault as ProxyFault,

@@ -31,9 +31,10 @@ from affine import Affine
 
 from stac_coh.errors import InputError, RasterReadError, TransientReadError
 from stac_coh.grid import OutputGrid, PairReader
-from stac_coh.io.faults import classify_read, mark
+from stac_coh.io.faults import mark
 from stac_coh.io.gdal_env import gdal_env
 from stac_coh.io.net import check_resolves
+from stac_coh.io.read_faults import classify_read
 from stac_coh.io.signing import HrefSigner, strip_query
 from stac_coh.load.grd.reader import open_grd_pair_reader
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec

@@ -107,7 +107,8 @@ def test_orphans_are_found_and_removed_only_where_asked(tmp_path: Path) -> None:
     for pair in (done, killed, other):
         store.put(asset_key(COLLECTION, pair, "coherence"), b"cog")
     store.put(item_key(COLLECTION, done), b"{}")
-    store.put(f"{COLLECTION}/collection.json", b"{}")
+    for listing in ("collection.json", "items.parquet", "tiles/33S/catalog.json", "tiles/x.json"):
+        store.put(f"{COLLECTION}/{listing}", b"{}")  # the collection's own files
     assert sorted(o.item_id for o in find_orphans(store, COLLECTION)) == sorted([killed, other])
     report = sweep_orphans(store, COLLECTION, remove=True, only={done, killed})
     assert (report.found, report.files, report.removed) == (2, 2, 1)

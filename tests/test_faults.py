@@ -30,6 +30,7 @@ from stac_coh.errors import (
     ObjectNotFoundError,
     RasterReadError,
     StorageError,
+    TransientStorageError,
 )
 from stac_coh.io.faults import Fault, Kind, classify, mark
 from stac_coh.io.gdal_env import gdal_env, gdal_options
@@ -194,17 +195,21 @@ def test_boto3_reads_and_writes_are_classed_by_their_code(
     store = S3Store(bucket, "out", client=_client(proxy.url))
     small = tmp_path / "x.tif"
     small.write_bytes(b"x" * 100)
-    for action in (
-        lambda: store.get("a.json"),  # StorageError from ClientError
-        lambda: store.put("a.json", b"{}"),
-        lambda: store.put_new("b.json", b"{}"),
-        lambda: store.put_file("c.tif", small),  # boto3's S3UploadFailedError
+    # The store decides from the code (TransientStorageError or StorageError, raised
+    # `from None`); boto3's managed upload raises S3UploadFailedError over the ClientError.
+    store_class = "TransientStorageError" if kind is Kind.TRANSIENT else "StorageError"
+    for action, expected in (
+        (lambda: store.get("a.json"), f"stac-coh:{store_class}"),
+        (lambda: store.put("a.json", b"{}"), f"stac-coh:{store_class}"),
+        (lambda: store.put_new("b.json", b"{}"), f"stac-coh:{store_class}"),
+        (lambda: store.put_file("c.tif", small), code),
     ):
         with pytest.raises(Exception) as raised:
             action()
-        assert classify(raised.value) == Fault(kind, code), raised.value
-    expected = EXIT_RETRY if kind is Kind.TRANSIENT else EXIT_BAD_INPUT
-    assert exit_code_for_error(raised.value) == expected
+        assert classify(raised.value) == Fault(kind, expected), raised.value
+        assert code.removeprefix("s3:") in str(raised.value)  # the S3 code, for the report
+        exit_code = EXIT_RETRY if kind is Kind.TRANSIENT else EXIT_BAD_INPUT
+        assert exit_code_for_error(raised.value) == exit_code
 
 
 @pytest.mark.integration
@@ -216,7 +221,7 @@ def test_boto3_errors_without_an_answer(bucket: str, aws_env: MotoServer) -> Non
     unreachable = S3Store(bucket, "out", client=_client("http://127.0.0.1:9"))
     with pytest.raises(StorageError) as refused:
         unreachable.get("a.json")
-    assert classify(refused.value) == Fault(Kind.TRANSIENT, "network:EndpointConnectionError")
+    assert classify(refused.value) == Fault(Kind.TRANSIENT, "stac-coh:TransientStorageError")
 
 
 # --------------------------------------------------------------------------------------
@@ -270,7 +275,8 @@ def test_the_chain_stops_at_from_none_and_marks_win() -> None:
     )
     decided = mark(RasterReadError("probe said so"), Fault(Kind.TRANSIENT, "s3:SlowDown"))
     assert classify(decided) == Fault(Kind.TRANSIENT, "s3:SlowDown")
-    assert classify(StorageError("S3 down")).kind is Kind.TRANSIENT  # exit code 75
+    assert classify(TransientStorageError("S3 down")).kind is Kind.TRANSIENT  # exit code 75
+    assert classify(StorageError("no bucket")).kind is Kind.PERMANENT  # exit code 5
     assert classify(ConflictError("lost a race")).kind is Kind.TRANSIENT
     assert classify(ObjectNotFoundError("gone")).kind is Kind.PERMANENT
     assert classify(ConnectionResetError()).kind is Kind.TRANSIENT

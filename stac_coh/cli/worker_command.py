@@ -9,13 +9,13 @@ import typer
 
 from stac_coh.cli._process_options import ProcessingChoices, process_options
 from stac_coh.cli._text import prose
+from stac_coh.cli._worker_options import public_url_option, remove_orphans_option
 from stac_coh.constants import (
     ARRAY_INDEX_ENV,
     ENV_INDEX_OFFSET,
     ENV_MANIFEST,
     ENV_OUT,
     ENV_PAIRS_PER_JOB,
-    ENV_PUBLIC_URL,
     ENV_RUN_ID,
 )
 from stac_coh.errors import InputError
@@ -25,7 +25,6 @@ __all__ = ["register"]
 ENV_MAX_ATTEMPTS = "STAC_COH_MAX_ATTEMPTS"
 ENV_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 ENV_STAC_API = "STAC_COH_STAC_API"
-ENV_REMOVE_ORPHANS = "STAC_COH_REMOVE_ORPHANS"
 _SECRET_NAMES = ("SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 
 _WORKER_HELP = prose("""
@@ -34,9 +33,8 @@ Container entrypoint on AWS Batch (the image runs `stac-coh worker process|final
 `stac-coh submit` sets everything through the environment; the options override it for
 a local test. Logs are one JSON object per line on stderr, without secrets or signed
 URLs. Exit codes, matched by the job definitions' retry strategy: 0 done (failed pairs
-are recorded, not retried; also every last attempt), 75 transient failure or stop signal
-(retried; published pairs are skipped), 69 GPU missing or failed (retried in a new
-container), 2 unusable input (not retried), 1 unexpected error.
+are recorded; every last attempt), 75 transient failure or stop signal and 69 GPU fault
+(retried; published pairs are skipped), 2 unusable input, 1 unexpected error.
 
 Examples:
 
@@ -104,15 +102,6 @@ def _verbose_opt() -> Any:
     return typer.Option(0, "--verbose", "-v", count=True, help="Debug logs of stac-coh.")
 
 
-def _public_url_opt() -> Any:
-    return typer.Option(
-        None,
-        "--public-url",
-        envvar=ENV_PUBLIC_URL,
-        help="HTTP(S) URL readers use for --out: items and the collection get it in self links.",
-    )
-
-
 def process_command(
     manifest: str | None = _manifest_opt(),
     out: str | None = _out_opt(),
@@ -133,7 +122,7 @@ def process_command(
         envvar=ENV_MAX_ATTEMPTS,
         help="Attempts of the job definition; on the last one transient failures exit 0.",
     ),
-    public_url: str | None = _public_url_opt(),
+    public_url: str | None = public_url_option(),
     verbose: int = _verbose_opt(),
     *,
     processing: ProcessingChoices,
@@ -189,13 +178,8 @@ def finalize_command(
         metavar="DSN",
         help="Bulk-load the collection and items into this pgstac database.",
     ),
-    public_url: str | None = _public_url_opt(),
-    remove_orphans: bool = typer.Option(
-        False,
-        "--remove-orphans",
-        envvar=ENV_REMOVE_ORPHANS,
-        help="Delete assets without an item left by killed workers (the manifest's pairs).",
-    ),
+    public_url: str | None = public_url_option(),
+    remove_orphans: bool = remove_orphans_option(),
     verbose: int = _verbose_opt(),
 ) -> None:
     """Rebuild the collection and write the run report."""
@@ -303,7 +287,6 @@ def _finalize(
     context: dict[str, Any],
     geoparquet: bool = False,
     pgstac: str | None = None,
-    *,
     public_url: str | None = None,
     remove_orphans: bool = False,
 ) -> int:

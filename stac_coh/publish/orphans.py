@@ -9,17 +9,22 @@ are invisible to STAC clients (nothing links to them) but cost storage, so
 Removing is only safe where no publisher is at work on the same pairs: the finalize job
 of a Batch run starts after every worker of the run ended, so it removes the orphans of
 its own manifest's pairs (``only``); other runs writing into the same catalog keep theirs.
+
+The listing is streamed folder by folder (S3 lists keys in order), so memory does not grow
+with the catalog.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Collection, Iterable
+import os
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from stac_coh.io.storage import Store
+from stac_coh.io.storage import LocalStore, S3Store, Store
 from stac_coh.publish.collection import item_key
+from stac_coh.publish.layout import TILES_DIR
 
 __all__ = ["Orphan", "OrphanReport", "find_orphans", "sweep_orphans"]
 
@@ -53,14 +58,51 @@ class OrphanReport:
 
 
 def find_orphans(store: Store, collection_id: str) -> list[Orphan]:
-    """Item folders of ``collection_id`` holding files but no item JSON (one LIST)."""
-    keys = (k for k in store.list(f"{collection_id}/") if k.count("/") == 2)
-    orphans = []
+    """Item folders of ``collection_id`` holding files but no item JSON."""
+    return [
+        Orphan(item_id, files)
+        for item_id, files in _item_folders(store, collection_id)
+        if item_key(collection_id, item_id) not in files
+    ]
+
+
+def _item_folders(store: Store, collection_id: str) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(item id, keys of its folder), one folder at a time (sub-catalogs left out)."""
+    if isinstance(store, LocalStore):
+        top = store.root / collection_id
+        if not top.is_dir():
+            return
+        with os.scandir(top) as entries:
+            folders = sorted(e.name for e in entries if e.is_dir() and _is_item_folder(e.name))
+        for name in folders:
+            with os.scandir(top / name) as files:
+                found = [f.name for f in files if f.is_file() and not f.name.startswith(".")]
+            if found:
+                yield name, tuple(sorted(f"{collection_id}/{name}/{f}" for f in found))
+        return
+    keys = (k for k in _keys(store, f"{collection_id}/") if k.count("/") == 2)
     for item_id, group in itertools.groupby(keys, key=lambda k: k.split("/")[1]):
-        files = tuple(group)
-        if item_key(collection_id, item_id) not in files:
-            orphans.append(Orphan(item_id, files))
-    return orphans
+        if _is_item_folder(item_id):
+            yield item_id, tuple(group)
+
+
+def _is_item_folder(name: str) -> bool:
+    """Not hidden, not the sub-catalogs' folder."""
+    return not name.startswith(".") and name != TILES_DIR
+
+
+def _keys(store: Store, prefix: str) -> Iterator[str]:
+    """Keys under ``prefix`` in order, page by page on S3."""
+    if not isinstance(store, S3Store):
+        yield from store.list(prefix)
+        return
+    full = f"{store.prefix}/{prefix}" if store.prefix else prefix
+    cut = len(store.prefix) + 1 if store.prefix else 0
+    for page in store.client.get_paginator("list_objects_v2").paginate(
+        Bucket=store.bucket, Prefix=full
+    ):
+        for obj in page.get("Contents", []):
+            yield obj["Key"][cut:]
 
 
 def sweep_orphans(

@@ -19,6 +19,7 @@ __all__ = [
     "ENV_MANIFEST",
     "ENV_OUT",
     "ENV_PAIRS_PER_JOB",
+    "ENV_PUBLIC_URL",
     "ENV_RUN_ID",
     "ENV_WEIGHTS",
     "ESTIMATORS",
@@ -84,6 +85,9 @@ ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 """Set by AWS Batch in array children; absent in a plain job (= index 0)."""
 ENV_WEIGHTS = "STAC_COH_WEIGHTS"
 """Weights of the worker children: ``submit`` sets the ``s3://`` URI of the run's copy."""
+
+ENV_PUBLIC_URL = "STAC_COH_PUBLIC_URL"
+"""HTTP(S) URL readers use for the catalog root (self links of items and the collection)."""
 
 # Devices (stac_coh.settings, --device).
 

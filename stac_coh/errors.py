@@ -25,6 +25,8 @@ EXIT_OUTPUT = 5
 """The output location cannot be written (permissions, not a folder, no bucket, no credentials)."""
 EXIT_UNUSABLE = 6
 """The command ran but its result is unusable (e.g. no valid pixel)."""
+EXIT_DEVICE = 69
+"""The GPU is missing or failed (EX_UNAVAILABLE): the host is at fault; Batch retries."""
 EXIT_TRANSIENT = 75
 """Temporary failure (offline, name resolution, throttling, 5xx, expired token): retry later."""
 EXIT_INTERRUPTED = 130
@@ -40,6 +42,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_NOTHING_FOUND, "the search found no items or no valid pair"),
     (EXIT_OUTPUT, "the output cannot be written (permissions, bucket, credentials)"),
     (EXIT_UNUSABLE, "the result is unusable (no valid pixel)"),
+    (EXIT_DEVICE, "the GPU is missing or failed (a host fault): retry, on another host"),
     (EXIT_TRANSIENT, "temporary failure (network, throttling, 5xx, expired token): retry"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C); run the same command again to continue"),
     (EXIT_TERMINATED, "stopped by SIGTERM (kill, a scheduler); run it again to continue"),
@@ -157,3 +160,13 @@ class PrecisionWarning(StacCohWarning):
 
 class InputDomainWarning(StacCohWarning):
     """A pair's looks, level or relative gain lie outside the weights' training domain."""
+
+
+class DeviceError(StacCohError):
+    """The GPU is missing or failed (a CUDA runtime error): the host, not the pair, is at fault.
+
+    Raised by the AWS Batch worker only: a new process clears a CUDA context that an error
+    left unusable, so the worker exits 69 (EX_UNAVAILABLE) and the job definition retries it.
+    """
+
+    exit_code = EXIT_DEVICE

@@ -16,6 +16,9 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from stac_coh.batch import FINALIZE_COMMAND, WORKER_COMMAND, BatchTargets, submit_run
+from stac_coh.batch.deadline import ENV_TIME_LIMIT
+from stac_coh.batch.exits import EXIT_BAD_INPUT, EXIT_BUG, EXIT_DEVICE, EXIT_RETRY
+from tests.batch_rules import RetryRules
 from tests.fake_manifest import fake_manifest
 from tests.services import IN_CI, VENV_BIN, MotoServer, unavailable
 
@@ -200,34 +203,83 @@ def test_worker_needs_one_gpu_and_finalize_none(template: dict[str, Any]) -> Non
         assert props["ContainerProperties"]["JobRoleArn"] == {"Fn::GetAtt": ["JobRole", "Arn"]}
 
 
-def test_retry_strategy_retries_spot_and_transient_but_not_bad_input(
+def test_retry_strategy_retries_spot_transient_gpu_and_kills_but_not_bad_input(
     template: dict[str, Any],
 ) -> None:
     retry = _props(template, "WorkerJobDefinition")["RetryStrategy"]
     assert retry["Attempts"] == {"Ref": "WorkerAttempts"}
-    assert template["Parameters"]["WorkerAttempts"]["Default"] >= 2
-    rules = retry["EvaluateOnExit"]
-    assert len(rules) <= 5  # AWS's limit
+    assert template["Parameters"]["WorkerAttempts"]["Default"] >= 3  # kills set aside on 3rd
+    assert len(retry["EvaluateOnExit"]) <= 5  # AWS's limit
+    rules = RetryRules.of(template, "WorkerJobDefinition")
+    assert rules.action(OnStatusReason="Host EC2 (instance i-0abc) terminated.") == "RETRY"
+    assert rules.action(OnReason="CannotPullContainerError: pull rate exceeded") == "RETRY"
+    exited = "Essential container in task exited"
+    assert rules.action(OnExitCode=str(EXIT_RETRY), OnStatusReason=exited) == "RETRY"
+    assert rules.action(OnExitCode=str(EXIT_DEVICE), OnStatusReason=exited) == "RETRY"
+    assert rules.action(OnExitCode="137", OnReason="OutOfMemoryError: Container killed") == (
+        "RETRY"
+    )
+    assert rules.action(OnExitCode="139", OnStatusReason=exited) == "RETRY"  # segfault
+    assert rules.action(OnExitCode=str(EXIT_BAD_INPUT), OnStatusReason=exited) == "EXIT"
+    assert rules.action(OnExitCode=str(EXIT_BUG), OnStatusReason=exited) == "EXIT"
+    assert not rules.retries(EXIT_RETRY, attempt=1, timed_out=True)  # Batch's own rule
+    assert not rules.retries(EXIT_RETRY, attempt=rules.attempts)
 
-    def action_for(**job: str) -> str:
-        """The first rule matching a job, as AWS evaluates them (prefix match on '*')."""
-        for rule in rules:
-            conds = {k: v for k, v in rule.items() if k != "Action"}
-            if all(_glob(conds[k], job.get(k)) for k in conds):
-                return rule["Action"]
-        return "RETRY"  # AWS retries a failure that matches no rule
-
-    assert action_for(OnStatusReason="Host EC2 (instance i-0abc) terminated.") == "RETRY"
-    assert action_for(OnExitCode="75", OnStatusReason="Essential container exited") == "RETRY"
-    assert action_for(OnExitCode="2", OnStatusReason="Essential container exited") == "EXIT"
-    assert action_for(OnExitCode="1", OnStatusReason="Essential container exited") == "EXIT"
-    assert action_for(OnExitCode="137", OnReason="OutOfMemoryError: killed") == "EXIT"
+    finalize = RetryRules.of(template, "FinalizeJobDefinition")
+    assert finalize.action(OnExitCode=str(EXIT_RETRY)) == "RETRY"
+    assert finalize.action(OnExitCode="137", OnReason="OutOfMemoryError: killed") == "EXIT"
 
 
-def _glob(pattern: str, value: str | None) -> bool:
-    if value is None:
-        return False
-    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
+def test_worker_stops_before_the_time_limit_batch_would_not_retry(
+    template: dict[str, Any],
+) -> None:
+    props = _props(template, "WorkerJobDefinition")
+    env = {e["Name"]: e["Value"] for e in props["ContainerProperties"]["Environment"]}
+    assert env[ENV_TIME_LIMIT] == props["Timeout"]["AttemptDurationSeconds"]
+
+
+def test_spot_instances_drain_so_workers_get_sigterm(template: dict[str, Any]) -> None:
+    data = _props(template, "InstanceLaunchTemplate")["LaunchTemplateData"]
+    user_data = data["UserData"]["Fn::Base64"]
+    assert user_data.startswith("MIME-Version: 1.0\nContent-Type: multipart/mixed")
+    assert "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true" in user_data
+    assert "/etc/ecs/ecs.config" in user_data
+    spot = _props(template, "GpuSpotComputeEnvironment")["ComputeResources"]
+    assert spot["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "InstanceLaunchTemplate"}
+
+
+def test_queues_cancel_jobs_that_cannot_be_placed(template: dict[str, Any]) -> None:
+    for queue in ("GpuJobQueue", "FinalizeJobQueue"):
+        actions = _props(template, queue)["JobStateTimeLimitActions"]
+        reasons = {a["Reason"] for a in actions}
+        assert reasons == {
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+        }
+        assert all(a["State"] == "RUNNABLE" and a["Action"] == "CANCEL" for a in actions)
+
+
+def test_finalize_can_run_the_slim_cpu_image(template: dict[str, Any]) -> None:
+    image = _props(template, "FinalizeJobDefinition")["ContainerProperties"]["Image"]
+    assert image == {
+        "Fn::If": ["HasFinalizeImage", {"Ref": "FinalizeImageUri"}, {"Ref": "ImageUri"}]
+    }
+    assert template["Parameters"]["FinalizeImageUri"]["Default"] == ""
+
+
+def test_submitter_writes_only_run_records(template: dict[str, Any]) -> None:
+    statements = _props(template, "SubmitterPolicy")["PolicyDocument"]["Statement"]
+    writes = [s for s in statements if set(_listify(s["Action"])) & {"s3:PutObject"}]
+    assert len(writes) == 1
+    assert writes[0]["Resource"] == [
+        {"Fn::Sub": "${OutputBucket.Arn}/runs/*"},
+        {"Fn::Sub": "${OutputBucket.Arn}/*/runs/*"},
+    ]
+    s3_actions = {a for s in statements for a in _listify(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {"s3:ListBucket", "s3:GetObject", "s3:PutObject"}  # no delete
+    [listing] = [s for s in statements if "s3:ListBucket" in _listify(s["Action"])]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["reports/*", "*/reports/*"]
 
 
 def test_gpu_queue_tries_spot_first_then_on_demand(template: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from stac_coh import __version__
 from stac_coh.batch.plan import validate_run_id
@@ -20,6 +21,7 @@ __all__ = [
     "open_s3_out",
     "read_run_record",
     "run_key",
+    "validate_public_url",
 ]
 
 RUN_RECORD_SCHEMA = "stac-coh/run/1"
@@ -118,6 +120,8 @@ class RunRecord:
     """Tags put on every job."""
     software: str = f"stac-coh {__version__}"
     """Submitting software."""
+    public_url: str | None = None
+    """HTTP(S) URL readers use for :attr:`out` (the self links of items), if given."""
 
     @property
     def children(self) -> int:
@@ -145,6 +149,7 @@ class RunRecord:
             "jobs": [job.to_dict() for job in self.jobs],
             "finalize_job_id": self.finalize_job_id,
             "tags": dict(self.tags),
+            "public_url": self.public_url,
         }
 
     @classmethod
@@ -167,7 +172,31 @@ class RunRecord:
             submitted=data.get("submitted", ""),
             tags=dict(data.get("tags", {})),
             software=data.get("software", ""),
+            public_url=data.get("public_url"),
         )
+
+
+def validate_public_url(url: str | None) -> str | None:
+    """``--public-url``: an http(s) URL without query or fragment (trailing ``/`` dropped).
+
+    Items are create-only, so a wrong self link cannot be fixed by a later finalize:
+    check the URL before anything is published with it.
+    """
+    if url is None or not url.strip():
+        return None
+    url = url.strip().rstrip("/")
+    parsed = urlsplit(url)
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or parsed.query
+        or parsed.fragment
+    ):
+        raise InputError(
+            f"--public-url {url!r} must be an http(s) URL without query, e.g. "
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/coherence or a CloudFront URL."
+        )
+    return url
 
 
 def run_key(run_id: str, name: str) -> str:

@@ -68,7 +68,7 @@ class RunStatus:
     failed_pairs_total: int = 0
     """All pairs whose last recorded attempt failed."""
     recorded_pairs: int = 0
-    """Pairs with a recorded outcome (published, skipped, failed or interrupted)."""
+    """Pairs with a record: started by an attempt, or published, skipped, failed, interrupted."""
 
     @property
     def failed_total(self) -> int:

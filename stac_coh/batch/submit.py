@@ -22,8 +22,15 @@ from stac_coh.batch.plan import (
     new_run_id,
     plan_run,
 )
-from stac_coh.batch.record import BatchTargets, RunRecord, SubmittedJob, open_s3_out, run_key
-from stac_coh.constants import CARD_SUFFIX, ENV_WEIGHTS
+from stac_coh.batch.record import (
+    BatchTargets,
+    RunRecord,
+    SubmittedJob,
+    open_s3_out,
+    run_key,
+    validate_public_url,
+)
+from stac_coh.constants import CARD_SUFFIX, ENV_PUBLIC_URL, ENV_WEIGHTS
 from stac_coh.errors import BatchError, InputError, StacCohError, StorageError
 from stac_coh.search.manifest import Manifest
 from stac_coh.search.shards import write_sharded_manifest
@@ -49,6 +56,7 @@ def submit_run(
     max_array_size: int = MAX_ARRAY_SIZE,
     now: datetime | None = None,
     weights: Path | None = None,
+    public_url: str | None = None,
 ) -> RunRecord:
     """Write the (sharded) manifest to S3, submit the worker jobs and the finalize job, record
     the run.
@@ -68,6 +76,7 @@ def submit_run(
         weights: Our safetensors weight file; uploaded once to ``runs/<run_id>/weights/``
             and named to the workers in ``STAC_COH_WEIGHTS``, so no child fetches weights
             from anywhere else (None: the workers resolve their own default).
+        public_url: HTTP(S) URL readers use for ``out``; the jobs put it in self links.
 
     Raises:
         InputError: a limit or name is invalid (nothing was submitted).
@@ -75,6 +84,7 @@ def submit_run(
         BatchError: AWS Batch refused a job (the jobs submitted before it are terminated).
     """
     now = now or datetime.now(UTC)
+    public_url = validate_public_url(public_url)
     run_id = run_id or new_run_id(now)
     plan = plan_run(len(manifest.pairs), pairs_per_job, run_id, max_array_size=max_array_size)
     all_tags = job_tags(run_id, tags)
@@ -93,6 +103,8 @@ def submit_run(
     ).uri
 
     env = {ENV_MANIFEST: manifest_uri, ENV_OUT: store.url, ENV_RUN_ID: run_id}
+    if public_url:
+        env[ENV_PUBLIC_URL] = public_url
     worker_env = dict(env)
     if weights is not None:
         worker_env[ENV_WEIGHTS] = _upload_weights(store, run_id, weights)
@@ -137,6 +149,7 @@ def submit_run(
         finalize_job_id=finalize_id,
         submitted=now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         tags=all_tags,
+        public_url=public_url,
     )
     try:
         store.put_new(

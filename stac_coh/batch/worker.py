@@ -8,13 +8,18 @@ the exit code that tells AWS Batch's retry strategy what to do (:func:`share_exi
 
 - ``0``: every pair is published, or failed for good and recorded. A permanent failure
   must not fail the child: AWS Batch never starts a job whose dependency failed, so one
-  corrupt scene would otherwise cancel the finalize job of the whole run.
+  corrupt scene would otherwise cancel the finalize job of the whole run. Every last
+  attempt exits 0 too, after recording what it could not do, for the same reason.
 - ``75`` (EX_TEMPFAIL): a transient failure (throttling, 5xx, expired token, no route) or
-  a stop request (SIGTERM: Spot reclaim, timeout); Batch retries the child, which skips
-  the pairs already published. On the last attempt transient failures exit 0 instead,
-  so the finalize job still runs and the report names the failed pairs.
+  a stop request (SIGTERM: Spot reclaim, the time limit); Batch retries the child, which
+  skips the pairs already published.
+- ``69`` (EX_UNAVAILABLE): the GPU is missing or failed (:mod:`stac_coh.batch.device`);
+  the child stops at once and Batch retries it in a new container.
 - ``2``: unusable input (manifest unreadable or invalid, index out of range, bad
   settings); retrying cannot help.
+
+What is transient is decided from the error's code (:mod:`stac_coh.io.faults`); pairs
+are recorded as ``started`` before their first output (:mod:`stac_coh.batch.attempts`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stac_coh.batch.attempts import Attempts
+from stac_coh.batch.device import device_failed
+from stac_coh.batch.exits import EXIT_BAD_INPUT, EXIT_BUG, EXIT_DEVICE, EXIT_OK, EXIT_RETRY
 from stac_coh.batch.logs import log_event
-from stac_coh.errors import InputError, ObjectNotFoundError, StacCohError
+from stac_coh.batch.record import validate_public_url
+from stac_coh.errors import InputError, ObjectNotFoundError
+from stac_coh.io.faults import Kind, classify
 from stac_coh.io.storage import Store, open_store
 from stac_coh.pipeline.run import RunEnd, RunProgress, execute_run, finish_run
-from stac_coh.pipeline.runner import PairOutcome, PairProcessor, failure_is_transient
+from stac_coh.pipeline.runner import PairOutcome, PairProcessor
 from stac_coh.pipeline.signals import StopSignals
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID
 from stac_coh.search.manifest import Manifest, Pair
@@ -37,6 +47,7 @@ from stac_coh.search.manifest_io import manifest_from_bytes, read_manifest
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_BUG",
+    "EXIT_DEVICE",
     "EXIT_OK",
     "EXIT_RETRY",
     "ShareResult",
@@ -45,19 +56,11 @@ __all__ = [
     "gdal_overrides",
     "load_manifest",
     "process_share",
+    "public_base",
     "share_exit_code",
 ]
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-"""Every pair done or failed for good (and recorded)."""
-EXIT_BAD_INPUT = 2
-"""Unusable input: the job definition does not retry it."""
-EXIT_RETRY = 75
-"""Transient failure or stop request: the job definition retries it."""
-EXIT_BUG = 1
-"""An unexpected error (a bug): not retried; the traceback is in the log."""
 
 _GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_")
 
@@ -89,21 +92,32 @@ class ShareResult:
 def share_exit_code(
     outcomes: Sequence[PairOutcome], *, pairs: int, stopped: bool, last_attempt: bool = False
 ) -> int:
-    """Exit code of a child: 75 to be retried, 0 when retrying cannot change anything."""
+    """Exit code of a child: 69 or 75 to be retried, 0 when a retry cannot change anything.
+
+    On the last attempt it is 0 whatever happened: the pairs are recorded, Batch would not
+    retry anyway, and a failed child would keep the finalize job from running.
+    """
+    if last_attempt:
+        return EXIT_OK
+    if device_failed(outcomes):
+        return EXIT_DEVICE
     unfinished = stopped and (
         len(outcomes) < pairs or any(o.status == "interrupted" for o in outcomes)
     )
     if unfinished:
         return EXIT_RETRY
     transient = any(o.status == "failed" and o.transient for o in outcomes)
-    return EXIT_RETRY if transient and not last_attempt else EXIT_OK
+    return EXIT_RETRY if transient else EXIT_OK
 
 
 def exit_code_for_error(error: BaseException) -> int:
-    """Exit code of an error that stopped the worker before or between pairs."""
-    if failure_is_transient(error):
+    """Exit code of an error that stopped the worker before or between pairs (by its code)."""
+    kind = classify(error).kind
+    if kind is Kind.TRANSIENT:
         return EXIT_RETRY
-    if isinstance(error, StacCohError):
+    if kind is Kind.DEVICE:
+        return EXIT_DEVICE
+    if kind is Kind.PERMANENT:
         return EXIT_BAD_INPUT
     return EXIT_BUG
 
@@ -129,11 +143,24 @@ def process_share(
         StorageError: an outcome could not be recorded (the child should be retried).
     """
 
+    attempts = Attempts(processor.store, run_id, processor.options.collection_id)
+    given_up = attempts.set_aside(pairs)  # pairs during which two attempts died
+    for outcome in given_up:
+        _log_outcome(outcome)
+    skip = {o.pair_id for o in given_up}
+
     def on_start(pair: Pair, position: int, total: int) -> None:
         log_event(log, "pair.start", f"pair {position + 1}/{total}: {pair.id}", pair_id=pair.id)
+        attempts.started(pair)  # before any output: a kill from now on is accounted for
 
-    progress = RunProgress(on_pair_start=on_start, on_pair_done=_log_outcome)
-    result = execute_run(processor, pairs, run_id=run_id, progress=progress, stop=stop)
+    def gpu_failed(outcome: PairOutcome) -> bool:
+        """A CUDA error leaves the process's GPU context unusable: stop, unless no retry."""
+        return device_failed([outcome]) and not last_attempt
+
+    progress = RunProgress(on_pair_start=on_start, on_pair_done=_log_outcome, stop_after=gpu_failed)
+    todo = [p for p in pairs if p.id not in skip]
+    result = execute_run(processor, todo, run_id=run_id, progress=progress, stop=stop)
+    outcomes = (*given_up, *result.outcomes)
     if result.stopped:
         name = result.stop.received.name if result.stop.received else "signal"
         log_event(
@@ -144,9 +171,9 @@ def process_share(
             signal=name,
         )
     code = share_exit_code(
-        result.outcomes, pairs=len(pairs), stopped=result.stopped, last_attempt=last_attempt
+        outcomes, pairs=len(pairs), stopped=result.stopped, last_attempt=last_attempt
     )
-    return ShareResult(result.outcomes, len(pairs), result.stopped, code)
+    return ShareResult(outcomes, len(pairs), result.stopped, code)
 
 
 def _log_outcome(outcome: PairOutcome) -> None:
@@ -185,6 +212,11 @@ def load_manifest(uri: str, *, s3_client: Any = None) -> Manifest:
         raise InputError(f"The manifest {uri} is not a valid manifest: {exc}.") from None
 
 
+def public_base(url: str | None) -> str | None:
+    """The checked ``--public-url`` (``STAC_COH_PUBLIC_URL``) for the store's self links."""
+    return validate_public_url(url)
+
+
 def gdal_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     """GDAL options set in the environment (``GDAL_*``, ``CPL_*``, ``VSI_*``).
 
@@ -204,8 +236,13 @@ def finalize_run(
     session: Any = None,
     geoparquet: bool = False,
     pgstac: str | None = None,
+    remove_orphans: bool = False,
 ) -> RunEnd:
-    """The finalize job: :func:`stac_coh.pipeline.run.finish_run` for the run, logged."""
+    """The finalize job: :func:`stac_coh.pipeline.run.finish_run` for the run, logged.
+
+    Assets without an item are reported; ``remove_orphans`` deletes those of the
+    manifest's pairs (every worker of the run has ended when the finalize job runs).
+    """
     end = finish_run(
         store,
         collection_id=collection_id,
@@ -215,8 +252,10 @@ def finalize_run(
         session=session,
         geoparquet=geoparquet,
         pgstac=pgstac,
+        remove_orphans=remove_orphans,
     )
     counts = end.report["counts"] if end.report else {}
+    orphans = end.catalog.orphans
     log_event(
         log,
         "finalize.done",
@@ -224,5 +263,7 @@ def finalize_run(
         items=end.catalog.items,
         counts=counts,
         report=end.report_href,
+        orphans=orphans.found if orphans else 0,
+        orphans_removed=orphans.removed if orphans else 0,
     )
     return end

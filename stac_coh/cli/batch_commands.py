@@ -61,9 +61,9 @@ Show a submitted run: children by state, the finalize job, failed children.
 
 RUN_ID is what `stac-coh submit` printed; --out is the same s3:// URI. A failed child shows
 AWS Batch's reason and the container's exit code (2: bad input, not retried; 75: transient,
-retried; a "Host EC2 ... terminated" reason: Spot reclaim, retried). Failed pairs (recorded
-by the workers; a child that fails a pair for good still succeeds) follow, with their
-errors.
+retried; 69: GPU fault, retried; 137: killed, e.g. out of memory, retried; a "Host EC2 ...
+terminated" reason: Spot reclaim, retried). Failed pairs (recorded by the workers; a child
+that fails a pair for good still succeeds) follow, with their errors.
 
 Examples:
 
@@ -108,6 +108,11 @@ def submit_command(
         None, "--run-id", help="Run id; default: UTC time and a random suffix."
     ),
     tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE tag on every job; repeatable."),
+    public_url: str | None = typer.Option(
+        None,
+        "--public-url",
+        help="HTTP(S) URL readers use for --out (e.g. CloudFront): items get it in self links.",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan; write and submit nothing."
     ),
@@ -130,7 +135,9 @@ def submit_command(
         submit_run,
         validate_run_id,
     )
+    from stac_coh.batch.record import validate_public_url
 
+    public_url = validate_public_url(public_url)  # items are create-only: check it first
     pairs = _pairs_to_submit(search, manifest)
     targets = BatchTargets(job_queue, job_definition, finalize_job_definition, finalize_job_queue)
     tags = _parse_tags(tag)
@@ -155,6 +162,7 @@ def submit_command(
         run_id=run_id,
         tags=tags,
         weights=weights_path,
+        public_url=public_url,
     )
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2))

@@ -69,6 +69,11 @@ def finalize_command(
     public_url: str | None = typer.Option(
         None, "--public-url", help="HTTP(S) URL readers use for OUT (for self links)."
     ),
+    remove_orphans: bool = typer.Option(
+        False,
+        "--remove-orphans",
+        help="Delete assets without an item (left by killed publishers); only while none runs.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     geoparquet: bool = typer.Option(
         False, "--geoparquet", help="Also write every item to COLLECTION/items.parquet."
@@ -106,6 +111,7 @@ def finalize_command(
         session=session,
         geoparquet=geoparquet,
         pgstac=pgstac,
+        remove_orphans=remove_orphans,
     )
     result = end.catalog
     if as_json:
@@ -116,6 +122,11 @@ def finalize_command(
         typer.echo(
             f"pushed to {stac_api}: collection {result.pushed.collection}, "
             f"{result.pushed.created} items created, {result.pushed.updated} updated"
+        )
+    if result.orphans and result.orphans.found:
+        typer.echo(
+            f"{result.orphans.found} item folders with assets but no item "
+            f"({result.orphans.files} files), {result.orphans.removed} removed"
         )
     if end.report_href:
         typer.echo(f"report: {end.report_href}")

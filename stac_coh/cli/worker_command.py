@@ -9,6 +9,7 @@ import typer
 
 from stac_coh.cli._process_options import ProcessingChoices, process_options
 from stac_coh.cli._text import prose
+from stac_coh.cli._worker_options import public_url_option, remove_orphans_option
 from stac_coh.constants import (
     ARRAY_INDEX_ENV,
     ENV_INDEX_OFFSET,
@@ -32,8 +33,8 @@ Container entrypoint on AWS Batch (the image runs `stac-coh worker process|final
 `stac-coh submit` sets everything through the environment; the options override it for
 a local test. Logs are one JSON object per line on stderr, without secrets or signed
 URLs. Exit codes, matched by the job definitions' retry strategy: 0 done (failed pairs
-are recorded, not retried), 75 transient failure or stop signal (retried; published
-pairs are skipped), 2 unusable input (not retried), 1 unexpected error.
+are recorded; every last attempt), 75 transient failure or stop signal and 69 GPU fault
+(retried; published pairs are skipped), 2 unusable input, 1 unexpected error.
 
 Examples:
 
@@ -121,15 +122,17 @@ def process_command(
         envvar=ENV_MAX_ATTEMPTS,
         help="Attempts of the job definition; on the last one transient failures exit 0.",
     ),
+    public_url: str | None = public_url_option(),
     verbose: int = _verbose_opt(),
     *,
     processing: ProcessingChoices,
 ) -> None:
     """Process this child's share of the manifest."""
+    from stac_coh.batch.deadline import stop_before_time_limit
     from stac_coh.pipeline.signals import StopSignals
 
     logs = _start_logging(verbose)
-    with StopSignals() as stop:
+    with StopSignals() as stop, stop_before_time_limit(os.environ):
         code = _guarded(
             lambda: _process(
                 manifest,
@@ -144,8 +147,10 @@ def process_command(
                 processing,
                 stop,
                 logs.context,
+                public_url,
             ),
             stop,
+            last_attempt=_is_last_attempt(attempt, max_attempts),
         )
     raise typer.Exit(code)
 
@@ -173,6 +178,8 @@ def finalize_command(
         metavar="DSN",
         help="Bulk-load the collection and items into this pgstac database.",
     ),
+    public_url: str | None = public_url_option(),
+    remove_orphans: bool = remove_orphans_option(),
     verbose: int = _verbose_opt(),
 ) -> None:
     """Rebuild the collection and write the run report."""
@@ -183,7 +190,16 @@ def finalize_command(
         stop.pair_started()  # finalize has no pairs: a stop request interrupts it anywhere
         code = _guarded(
             lambda: _finalize(
-                manifest, out, run_id, collection_id, stac_api, logs.context, geoparquet, pgstac
+                manifest,
+                out,
+                run_id,
+                collection_id,
+                stac_api,
+                logs.context,
+                geoparquet,
+                pgstac,
+                public_url=public_url,
+                remove_orphans=remove_orphans,
             ),
             stop,
         )
@@ -199,13 +215,16 @@ def _process(
     processing: ProcessingChoices,
     stop: Any,
     context: dict[str, Any],
+    public_url: str | None = None,
 ) -> int:
     """Resolve the child's share, build the predictor once, process the share."""
     import logging
 
+    from stac_coh.batch.device import load_on_device, record_device_fault
     from stac_coh.batch.logs import log_event
     from stac_coh.batch.plan import child_index, share_from_env, validate_run_id
-    from stac_coh.batch.worker import gdal_overrides, load_manifest, process_share
+    from stac_coh.batch.worker import gdal_overrides, load_manifest, process_share, public_base
+    from stac_coh.errors import DeviceError
     from stac_coh.io.storage import open_store
     from stac_coh.pipeline.runner import PairProcessor
     from stac_coh.search.profiles import read_gdal_options
@@ -223,7 +242,8 @@ def _process(
     array_index = share_env[ARRAY_INDEX_ENV]
     offset = share_env[ENV_INDEX_OFFSET]
     context["child"] = child_index(int(array_index) if array_index else None, int(offset or 0))
-    store = open_store(out)
+    store = open_store(out, public_base_url=public_base(public_url))
+    pairs = [manifest.pairs[i] for i in share]
     log_event(
         log,
         "worker.start",
@@ -233,7 +253,11 @@ def _process(
         out=out,
         last_attempt=last_attempt,
     )
-    loaded = processing.load_predictor(settings)
+    try:
+        device = processing.device or settings.device
+        loaded = load_on_device(device, lambda: processing.load_predictor(settings))
+    except DeviceError as exc:  # the host's GPU, not the input: retried, finalize still runs
+        return record_device_fault(store, run_id, pairs, exc, options.collection_id, last_attempt)
     log_event(
         log,
         "worker.predictor",
@@ -244,7 +268,6 @@ def _process(
     )
     gdal = read_gdal_options(manifest.source, extra=gdal_overrides(os.environ))
     processor = PairProcessor(manifest, store, loaded, options, gdal_options=gdal)
-    pairs = [manifest.pairs[i] for i in share]
     result = process_share(processor, pairs, run_id=run_id, stop=stop, last_attempt=last_attempt)
     log_event(
         log,
@@ -265,10 +288,12 @@ def _finalize(
     context: dict[str, Any],
     geoparquet: bool = False,
     pgstac: str | None = None,
+    public_url: str | None = None,
+    remove_orphans: bool = False,
 ) -> int:
     """Gather the outcomes, rebuild the collection, write the report, push."""
     from stac_coh.batch.plan import validate_run_id
-    from stac_coh.batch.worker import EXIT_OK, finalize_run, load_manifest
+    from stac_coh.batch.worker import EXIT_OK, finalize_run, load_manifest, public_base
     from stac_coh.io.http import make_session
     from stac_coh.io.storage import open_store
     from stac_coh.settings import get_settings
@@ -284,7 +309,7 @@ def _finalize(
         else None
     )
     finalize_run(
-        open_store(out),
+        open_store(out, public_base_url=public_base(public_url)),
         run_id=run_id,
         collection_id=collection_id,
         manifest=manifest,
@@ -292,16 +317,17 @@ def _finalize(
         session=session,
         geoparquet=geoparquet,
         pgstac=pgstac,
+        remove_orphans=remove_orphans,
     )
     return EXIT_OK
 
 
-def _guarded(body: Any, stop: Any) -> int:
-    """Run ``body``; turn what escapes it into a logged line and the contract's exit code."""
+def _guarded(body: Any, stop: Any, *, last_attempt: bool = False) -> int:
+    """Run ``body``; what escapes it becomes a log line and an exit code (0 on a last attempt)."""
     import logging
 
     from stac_coh.batch.logs import log_event
-    from stac_coh.batch.worker import EXIT_RETRY, exit_code_for_error
+    from stac_coh.batch.worker import EXIT_DEVICE, EXIT_OK, EXIT_RETRY, exit_code_for_error
 
     log = logging.getLogger("stac_coh.worker")
     try:
@@ -309,7 +335,7 @@ def _guarded(body: Any, stop: Any) -> int:
     except KeyboardInterrupt:
         name = stop.received.name if stop.received else "SIGINT"
         log_event(log, "worker.stop", f"{name} received: stopping", level=logging.WARNING)
-        return EXIT_RETRY
+        code = EXIT_RETRY
     except Exception as exc:
         code = exit_code_for_error(exc)
         log.log(
@@ -320,7 +346,10 @@ def _guarded(body: Any, stop: Any) -> int:
             exc_info=code == 1,  # a bug: keep the traceback
             extra={"event": "worker.error", "fields": {"exit_code": code}},
         )
-        return code
+    if last_attempt and code in (EXIT_RETRY, EXIT_DEVICE):
+        log_event(log, "worker.done", f"last attempt: exit 0, not {code}", exit_code=EXIT_OK)
+        return EXIT_OK
+    return code
 
 
 def _start_logging(verbose: int) -> Any:
@@ -336,6 +365,14 @@ def _required(value: str | None, option: str, env: str) -> str:
     if not value:
         raise InputError(f"{option} is missing: pass it or set {env} (stac-coh submit sets it).")
     return value
+
+
+def _is_last_attempt(attempt: str | None, max_attempts: str | None) -> bool:
+    """:func:`_last_attempt`, False where it would raise (the body reports that)."""
+    try:
+        return _last_attempt(attempt, max_attempts)
+    except InputError:
+        return False
 
 
 def _last_attempt(attempt: str | None, max_attempts: str | None) -> bool:

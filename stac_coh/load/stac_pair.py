@@ -31,8 +31,10 @@ from affine import Affine
 
 from stac_coh.errors import InputError, RasterReadError, TransientReadError
 from stac_coh.grid import OutputGrid, PairReader
+from stac_coh.io.faults import mark
 from stac_coh.io.gdal_env import gdal_env
 from stac_coh.io.net import check_resolves
+from stac_coh.io.read_faults import classify_read
 from stac_coh.io.signing import HrefSigner, strip_query
 from stac_coh.load.grd.reader import open_grd_pair_reader
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec
@@ -46,14 +48,6 @@ LoaderName = Literal["odc", "stackstac"]
 Item = dict[str, Any]
 WindowLoader = Callable[[Sequence[Item], str, OutputGrid, str, Mapping[str, Any]], np.ndarray]
 """(items, asset key, window grid, resampling, GDAL options) -> (h, w) float32, NaN = no data."""
-
-_FORBIDDEN = re.compile(r"\b403\b|forbidden|AuthenticationFailed|AuthorizationFailure", re.I)
-# What GDAL/curl say when a retry may succeed: throttling, 5xx, expired credentials, no route.
-_TRANSIENT = re.compile(
-    r"HTTP response code: (429|5\d\d)|CURL error|timed out|Connection (refused|reset)"
-    r"|\b(SlowDown|Throttl\w*|RequestTimeout|ExpiredToken|TokenExpired|ServiceUnavailable)\b",
-    re.I,
-)
 
 
 def open_pair_reader(
@@ -169,14 +163,20 @@ class StacPairReader:
                     return self._load(signed, self._key, window, self._resampling, self._options)
             except Exception as exc:
                 message = _scrub(str(exc))
-                if attempt == 1 and self._signer is not None and _FORBIDDEN.search(message):
+                hrefs = [it["assets"][self._key]["href"] for it in signed]
+                fault = classify_read(exc, hrefs, self._options)
+                if attempt == 1 and self._signer is not None and fault.forbidden:
                     log.info("Read of %s refused; renewing the signature", ids)
                     for it in items:
                         self._signer.invalidate(it["assets"][self._key]["href"])
                     continue
-                error = TransientReadError if _TRANSIENT.search(message) else RasterReadError
-                raise error(
-                    f"Reading asset {self._key!r} of items {ids} failed: {message[:400]}"
+                error = TransientReadError if fault.transient else RasterReadError
+                raise mark(
+                    error(
+                        f"Reading asset {self._key!r} of items {ids} failed "
+                        f"({fault.code}, {fault.kind}): {message[:400]}"
+                    ),
+                    fault,
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

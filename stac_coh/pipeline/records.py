@@ -6,6 +6,11 @@ end, on Batch in the finalize job) gathers them into the run report. A failed pa
 leaves a marker under ``reports/<run_id>/failed/``, removed when a later attempt
 succeeds, so ``stac-coh status`` lists failed pairs with one LIST instead of reading
 every outcome of a large run.
+
+An AWS Batch child also records ``started`` before a pair's first output
+(:mod:`stac_coh.batch.attempts`), so a kill at any point leaves a truthful record:
+``started`` with an item means the process died between publishing and recording (the
+pair is published: :func:`resolve_started`), without one it died mid-pair.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +26,11 @@ from typing import Any
 
 from stac_coh.errors import InputError
 from stac_coh.io.storage import Store
+from stac_coh.publish.collection import item_key
 
 __all__ = [
     "REPORTS_PREFIX",
+    "STARTED",
     "FailedPair",
     "failed_key",
     "new_run_id",
@@ -32,12 +39,17 @@ __all__ = [
     "record_outcome",
     "recorded_count",
     "recorded_outcomes",
+    "resolve_started",
     "validate_run_id",
 ]
 
 REPORTS_PREFIX = "reports"
 """Where runs keep their records (``reports/<run_id>/``) and reports (``reports/<run_id>.json``)."""
 
+STARTED = "started"
+"""Status of a pair a Batch attempt is working on (no outcome yet)."""
+
+_DIED_AFTER_PUBLISHING = "published by an attempt that died before recording it"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _JSON = "application/json"
 _READERS = 16
@@ -78,12 +90,19 @@ def record_outcome(store: Store, run_id: str, entry: Mapping[str, Any]) -> None:
     """Record one pair's outcome (a run-report entry) for the run's end and ``status``.
 
     A retried attempt finds its earlier published pairs ``skipped``; the earlier
-    ``published`` record is kept, so the run report counts what this run produced.
+    ``published`` record is kept, so the run report counts what this run produced. A
+    ``skipped`` pair whose record says ``started`` was published by an attempt that died
+    before recording it: it is recorded as ``published``.
     """
     pair_id = str(entry["pair_id"])
     status = entry.get("status")
-    if status == "skipped" and _recorded_status(store, run_id, pair_id) == "published":
-        return
+    if status == "skipped":
+        recorded = _recorded_status(store, run_id, pair_id)
+        if recorded == "published":
+            return
+        if recorded == STARTED:
+            entry = {**entry, "status": "published", "note": _DIED_AFTER_PUBLISHING}
+            status = "published"
     body = json.dumps(dict(entry)).encode()
     store.put(outcome_key(run_id, pair_id), body, content_type=_JSON)
     marker = failed_key(run_id, pair_id)
@@ -104,6 +123,28 @@ def recorded_outcomes(store: Store, run_id: str) -> list[dict[str, Any]]:
     keys = [k for k in store.list(_prefix(run_id, "pairs")) if k.endswith(".json")]
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
         return [json.loads(body) for body in pool.map(lambda k: store.get(k).data, keys)]
+
+
+def resolve_started(
+    store: Store, entries: Sequence[Mapping[str, Any]], collection_id: str
+) -> list[dict[str, Any]]:
+    """Outcomes with every ``started`` record resolved by whether the pair's item exists.
+
+    An item means the attempt died after publishing (``published``); none means it died
+    mid-pair and no retry finished it (``interrupted``).
+    """
+    resolved = []
+    for entry in entries:
+        entry = dict(entry)
+        if entry.get("status") == STARTED:
+            entry.pop("starts", None)
+            if store.exists(item_key(collection_id, str(entry["pair_id"]))):
+                entry.update(status="published", note=_DIED_AFTER_PUBLISHING)
+            else:
+                error = "The worker died during this pair (killed) and no retry finished it."
+                entry.update(status="interrupted", error=error)
+        resolved.append(entry)
+    return resolved
 
 
 def recorded_count(store: Store, run_id: str) -> int:

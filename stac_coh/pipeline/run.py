@@ -24,6 +24,7 @@ from stac_coh.pipeline.records import (
     new_run_id,
     record_outcome,
     recorded_outcomes,
+    resolve_started,
     validate_run_id,
 )
 from stac_coh.pipeline.report import RUN_REPORT_FORMAT, run_report, write_report
@@ -56,6 +57,8 @@ class RunProgress:
     """(tiles done, tiles in the pair) while a pair is being predicted."""
     on_pair_done: Callable[[PairOutcome], None] | None = None
     """After each pair, once its outcome is recorded."""
+    stop_after: Callable[[PairOutcome], bool] | None = None
+    """After each recorded outcome: True starts no further pair (e.g. the GPU failed)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def execute_run(
     progress = progress or RunProgress()
     signals = stop or StopSignals(signals=())
     outcomes: list[PairOutcome] = []
+    halted: list[PairOutcome] = []  # outcomes after which progress.stop_after said stop
 
     def on_start(pair: Pair, position: int, total: int) -> None:
         if progress.on_pair_start:
@@ -122,12 +126,14 @@ def execute_run(
         record_outcome(processor.store, run_id, outcome.to_entry())
         if progress.on_pair_done:
             progress.on_pair_done(outcome)
+        if progress.stop_after and progress.stop_after(outcome):
+            halted.append(outcome)
 
     hooks = RunHooks(
         on_pair_start=on_start,
         on_tile=progress.on_tile,
         on_pair_done=on_done,
-        stop_requested=lambda: signals.requested,
+        stop_requested=lambda: signals.requested or bool(halted),
     )
     try:
         run_pairs(processor, pairs, hooks)
@@ -166,6 +172,7 @@ def finish_run(
     extra: Mapping[str, Any] | None = None,
     geoparquet: bool = False,
     pgstac: str | None = None,
+    remove_orphans: bool = False,
 ) -> RunEnd:
     """Build the collection once from the store's items, then write the run report.
 
@@ -175,17 +182,20 @@ def finish_run(
         run_id: Gather the outcomes recorded under this run id into the report.
         report: A ready report to complete instead (``stac-coh finalize --report``).
         manifest: The run's pairs: pairs without a recorded outcome are reported too
-            (``skipped`` when their item exists - a worker died between publishing and
-            recording - else ``missing``).
+            (``skipped`` when their item exists - published before, or by a process that
+            died between publishing and recording without a ``started`` record - else
+            ``missing``). ``started`` records are resolved by whether the item exists.
         started: When the run started, for the report.
         stac_api: STAC API root to upsert the collection and items into.
         session: HTTP session for the push.
         extra: Fields added to the report (e.g. ``{"interrupted": True}``).
         geoparquet: Also write every item to ``<collection>/items.parquet``.
         pgstac: PostgreSQL DSN to bulk-load the collection and items into.
+        remove_orphans: Delete assets without an item (always reported), those of the
+            manifest's pairs when one is given (:mod:`stac_coh.publish.orphans`).
     """
     if report is None and run_id is not None:
-        entries = recorded_outcomes(store, run_id)
+        entries = resolve_started(store, recorded_outcomes(store, run_id), collection_id)
         if manifest is not None:
             entries += _unrecorded(store, manifest, entries, collection_id)
         report = run_report(run_id, entries, started=started)
@@ -198,6 +208,8 @@ def finish_run(
         session=session,
         geoparquet=geoparquet,
         pgstac=pgstac,
+        remove_orphans=remove_orphans,
+        orphans_of={p.id for p in manifest.pairs} if manifest is not None else None,
     )
     if report is None:
         return RunEnd(catalog, None, None)

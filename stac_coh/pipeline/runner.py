@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from stac_coh.errors import RasterReadError, StacCohError
+from stac_coh.errors import RasterReadError
 from stac_coh.infer.engine import PredictionSummary, predict_to_cogs
 from stac_coh.infer.predictors import LoadedPredictor
+from stac_coh.io.faults import classify
 from stac_coh.io.storage import Store
 from stac_coh.load.stac_pair import open_pair_reader
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID, item_key
@@ -91,6 +92,9 @@ class PairOutcome:
     """One-line reason of a failure (no traceback, no secrets)."""
     transient: bool = False
     """The failure may not recur: a retry is worth it."""
+    fault: str | None = None
+    """Kind of failure (:class:`stac_coh.io.faults.Kind`): ``transient``, ``device`` (the
+    GPU failed: stop and retry in a new process), ``permanent`` or ``bug``."""
 
     @property
     def ok(self) -> bool:
@@ -121,10 +125,8 @@ class RunHooks:
 
 
 def failure_is_transient(error: BaseException) -> bool:
-    """Whether ``error`` may not recur on retry (stac-coh errors say so by exit code)."""
-    if isinstance(error, StacCohError):
-        return error.exit_code == TRANSIENT_EXIT_CODE
-    return isinstance(error, ConnectionError | TimeoutError)
+    """Whether ``error`` may not recur on retry (from its code: :mod:`stac_coh.io.faults`)."""
+    return classify(error).transient
 
 
 def _one_line(error: BaseException) -> str:
@@ -179,12 +181,14 @@ class PairProcessor:
         except Exception as exc:  # one pair's failure must not stop the others
             log.warning("pair %s failed: %s", pair.id, _one_line(exc))
             log.debug("pair %s failure details", pair.id, exc_info=True)
+            fault = classify(exc)
             return PairOutcome(
                 pair.id,
                 "failed",
                 time.perf_counter() - started,
                 error=_one_line(exc),
-                transient=failure_is_transient(exc),
+                transient=fault.transient,
+                fault=fault.kind.value,
             )
 
     def _process(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from stac_coh.publish.collection import (
     set_self_link,
 )
 from stac_coh.publish.exports import GEOPARQUET_MEDIA_TYPE, GeoparquetExport, PgstacExport
+from stac_coh.publish.orphans import OrphanReport, sweep_orphans
 from stac_coh.publish.pair import GEOJSON, JSON, cas_update_json
 from stac_coh.publish.rebuild import iter_item_keys, iter_items, rebuild_listings
 from stac_coh.publish.stac_api import PushResult, push_collection
@@ -63,6 +64,8 @@ class FinalizeResult:
     """The stac-geoparquet file of all items, if written."""
     pgstac_items: int | None = None
     """Items bulk-loaded into pgstac, if asked for."""
+    orphans: OrphanReport | None = None
+    """Item folders with assets but no item (a publisher killed mid-publish)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (for ``--json`` output and the run report)."""
@@ -77,6 +80,8 @@ def finalize(
     session: requests.Session | None = None,
     geoparquet: bool = False,
     pgstac: str | None = None,
+    remove_orphans: bool = False,
+    orphans_of: Collection[str] | None = None,
 ) -> FinalizeResult:
     """Rebuild the listings from the items in ``store``; optionally export and push.
 
@@ -88,6 +93,9 @@ def finalize(
         geoparquet: Also write every item into ``<collection>/items.parquet``.
         pgstac: PostgreSQL DSN of a pgstac database to bulk-load the collection and items
             into (upsert).
+        remove_orphans: Delete assets without an item (:mod:`stac_coh.publish.orphans`);
+            they are always reported.
+        orphans_of: Only remove the orphans of these pair ids (``None``: all of them).
     """
     ckey = collection_key(collection_id)
     exports: list[Callable[[str, dict[str, Any]], None]] = []
@@ -110,6 +118,7 @@ def finalize(
         interval=extent["temporal"]["interval"][0],
         geoparquet_href=parquet_href,
         pgstac_items=loader.finish(collection) if loader else None,
+        orphans=sweep_orphans(store, collection_id, remove=remove_orphans, only=orphans_of),
     )
     log.info("finalized %s: %d items", result.collection_href, rebuilt.items)
     if stac_api:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -124,7 +125,9 @@ class S3Store(Store):
             import boto3
             from botocore.config import Config
 
-            retries: Any = {"total_max_attempts": self.max_attempts, "mode": self.retry_mode}
+            # AWS's own AWS_MAX_ATTEMPTS, when set (e.g. by a job definition), wins.
+            attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or self.max_attempts)
+            retries: Any = {"total_max_attempts": attempts, "mode": self.retry_mode}
             config = Config(retries=retries)
             self._client = boto3.session.Session().client("s3", config=config)
         return self._client

@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 # Every version the tests run with; the Dockerfile installs the same (see constraints.txt).
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: setup setup-dev demo test lint format bench constraints
+.PHONY: setup setup-dev demo test lint typecheck format bench constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup-dev lint
+typecheck:
+	$(BIN)/mypy stac_coh
+
+test: setup-dev lint typecheck
 	$(BIN)/pytest
 
 format:

@@ -195,7 +195,7 @@ def _pairs_to_submit(search: SearchOptions, manifest: str | None) -> Manifest:
     if manifest is None:
         result = search.run()
         typer.echo(f"search: {len(result.manifest.pairs)} pairs. {result.summary}", err=True)
-        return result.manifest  # type: ignore[no-any-return]
+        return result.manifest
     if any((search.bbox, search.aoi, search.start, search.end)):
         raise InputError("Give either --manifest or the search options (--bbox ...), not both.")
     return read_manifest(manifest)

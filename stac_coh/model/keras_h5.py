@@ -251,14 +251,18 @@ def _block_layers(model: ResUNet, b: int, prefix: str) -> list[ExpectedLayer]:
 
 def _conv(model: ResUNet, keras_name: str, module: str) -> ExpectedLayer:
     """Expected Keras shapes of a Conv2D (HWIO kernel)."""
-    out_c, in_c, kh, kw = model.get_submodule(module).weight.shape  # type: ignore[union-attr]
+    conv = model.get_submodule(module)
+    assert isinstance(conv, nn.Conv2d), module
+    out_c, in_c, kh, kw = conv.weight.shape
     shapes = {"kernel": (kh, kw, in_c, out_c), "bias": (out_c,)}
     return ExpectedLayer(keras_name, module, "conv", shapes)
 
 
 def _bn(model: ResUNet, keras_name: str, module: str) -> ExpectedLayer:
     """Expected Keras shapes of a BatchNormalization."""
-    features = model.get_submodule(module).num_features  # type: ignore[union-attr]
+    norm = model.get_submodule(module)
+    assert isinstance(norm, nn.BatchNorm2d), module
+    features = norm.num_features
     return ExpectedLayer(keras_name, module, "bn", dict.fromkeys(BN_ROLES, (features,)))
 
 

@@ -223,7 +223,7 @@ def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
         raise InputError(
             f"--bbox south {south} is not less than north {north}; the order is W S E N."
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _bbox_polygon(bbox: tuple[float, float, float, float]) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def _aoi_geometry(data: dict[str, Any], name: str = "--aoi") -> dict[str, Any]:
         raise InputError(f"{name} has coordinates outside lon -180..180 / lat -90..90.")
     if not merged.is_valid:
         merged = merged.buffer(0)
-    return shapely.geometry.mapping(merged)  # type: ignore[no-any-return]
+    return shapely.geometry.mapping(merged)
 
 
 def _parse_baselines(value: str | Iterable[float]) -> tuple[float, ...]:

@@ -125,7 +125,8 @@ class GcpGeocoder:
         row_nodes, row_idx, row_t = _lattice_axis(window.row_off, window.height)
         col_nodes, col_idx, col_t = _lattice_axis(window.col_off, window.width)
         cc, rr = np.meshgrid(col_nodes + 0.5, row_nodes + 0.5)
-        xs, ys = grid.affine * (cc.ravel(), rr.ravel())
+        # affine maps arrays element-wise; its type hints only know tuples of floats.
+        xs, ys = grid.affine * (cc.ravel(), rr.ravel())  # type: ignore[operator]
         lon, lat = transform(grid.rasterio_crs, self.gcp_crs, list(xs), list(ys))
         with GCPTransformer(list(self.gcps), tps=True) as tps:
             node_rows, node_cols = tps.rowcol(lon, lat, op=np.positive)

@@ -199,7 +199,9 @@ def _time_forward(
     """Warm up twice, then time ``args.iterations`` forward passes of one batch."""
     import torch
 
-    x = torch.rand(batch, 2, read, read, device=device)
+    # the weights' own input width: the wide-masked preprocessing adds a valid-mask channel
+    channels = predictor.card.architecture.input_channels
+    x = torch.rand(batch, channels, read, read, device=device)
     if predictor.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     cuda = device.type == "cuda"

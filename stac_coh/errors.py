@@ -130,13 +130,13 @@ class BatchError(StacCohError):
     """AWS Batch refused or failed a request (unknown queue or job definition, permissions)."""
 
 
-class TransientReadError(RasterReadError):
+class TransientReadError(RasterReadError, TransientError):
     """A raster read failed in a way a retry may not see (throttling, 5xx, timeout, no route)."""
 
     exit_code = EXIT_TRANSIENT
 
 
-class TransientStorageError(StorageError):
+class TransientStorageError(StorageError, TransientError):
     """The output location failed in a way a retry may not see (network, throttling, 5xx)."""
 
     exit_code = EXIT_TRANSIENT

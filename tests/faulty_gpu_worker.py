@@ -43,6 +43,11 @@ class FaultyGpu:
         self.calls += 1
         raise illegal_memory_access()
 
+    def predict_prepared(self, x: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The fast path's forward pass (preprocessing ran ahead): fails the same way."""
+        self.calls += 1
+        raise illegal_memory_access()
+
 
 def build_predictor(*args: Any, **kwargs: Any) -> predictors.LoadedPredictor:
     """The real predictor behind a faulty GPU."""

@@ -187,7 +187,10 @@ def test_faults_at_every_boundary_lose_no_pair(
         hold_term = Hold(methods=("GET",), path=reads, forward=True)
         px[3].holds = [hold_term]
         [ref8] = manifest.pairs[8].reference.item_ids
-        throttled_input = slow_down(path=rf"/cogs/{ref8}\.tif")
+        # Two 503s: GDAL's first try and its one retry (GDAL_HTTP_MAX_RETRY=1) fail pair 8's
+        # read; unit 9 may read the same scene (another tile of the same pair): with GDAL's
+        # curl cache off for /vsis3/ it asks again and gets through.
+        throttled_input = slow_down(path=rf"/cogs/{ref8}\.tif", times=2)
         failing_put = internal_error(methods=("PUT",), path=rf"/{pairs[9]}/{pairs[9]}\.json$")
         px[4].faults = [throttled_input, failing_put]
         hold_record = Hold(path=rf"/reports/{run.run_id}/pairs/{pairs[16]}\.json$", skip=1)
@@ -197,7 +200,12 @@ def test_faults_at_every_boundary_lose_no_pair(
         children[1].start(**_via(px[1], boto3=False))
         children[2].start(**_via(px[2], gdal=False))
         children[3].start(**_via(px[3], boto3=False))
-        children[4].start(**_via(px[4]), GDAL_HTTP_MAX_RETRY="1", AWS_MAX_ATTEMPTS="2")
+        children[4].start(
+            **_via(px[4]),
+            GDAL_HTTP_MAX_RETRY="1",
+            AWS_MAX_ATTEMPTS="2",
+            CPL_VSIL_CURL_NON_CACHED="/vsis3/",
+        )
         children[5].start(module="tests.faulty_gpu_worker")
         children[6].start(STAC_COH_DEVICE="cuda")
         children[7].start()
@@ -233,7 +241,7 @@ def test_faults_at_every_boundary_lose_no_pair(
         EXIT_DEVICE,
         EXIT_OK,
         killed,
-    ], [c.log.read_text()[-3000:] for c in children]
+    ], [c.attempt_log(1).read_text()[-3000:] for c in children]
 
     # What each child recorded before any retry.
     assert outcome(run, pairs[0])["status"] == outcome(run, pairs[1])["status"] == "published"
@@ -241,7 +249,8 @@ def test_faults_at_every_boundary_lose_no_pair(
     assert outcome(run, pairs[6])["status"] == "interrupted"  # SIGTERM
     transient = outcome(run, pairs[8])
     assert (transient["status"], transient["fault"]) == ("failed", "transient")
-    assert "s3:SlowDown" in transient["error"]
+    # GDAL keeps S3's message ("Please reduce your request rate") but not always its code
+    assert "s3:SlowDown" in transient["error"] or "reduce your request rate" in transient["error"]
     failed_put = outcome(run, pairs[9])
     assert (failed_put["fault"], failed_put["transient"]) == ("transient", True)
     assert "InternalError" in failed_put["error"]

@@ -1,9 +1,9 @@
 """`stac-coh worker`: array children as parallel processes on moto S3, kills, finalize, exit codes.
 
-The inputs are one recorded PC ``sentinel-1-rtc`` slice coarsened to 2.5 km pixels and
-repeated every 12 days (17 dates, 16 consecutive pairs cut by the MGRS tiles into work
-units of up to 40x40 px; the first 16 units are used), its COGs in a moto
-bucket behind ``s3://`` hrefs; the weights are a tiny base-8 ResUNet.
+The inputs (``tests/worker_runs.py``) are one recorded PC ``sentinel-1-rtc`` slice coarsened
+to 2.5 km pixels and repeated every 12 days, its COGs in a moto bucket behind ``s3://``
+hrefs; the first 16 work units (12-day pairs cut by the MGRS tiles) are used; the weights
+are a tiny base-8 ResUNet.
 """
 
 from __future__ import annotations
@@ -11,19 +11,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import boto3
-import pystac
 import pytest
 from typer.testing import CliRunner
 
@@ -45,173 +37,39 @@ from stac_coh.errors import (
     TransientReadError,
     TransientStorageError,
 )
-from stac_coh.io.stac_io import StoreStacIO
-from stac_coh.io.storage import Store, open_store
+from stac_coh.io.storage import open_store
 from stac_coh.pipeline.records import outcome_key, read_failed_pairs, record_outcome
 from stac_coh.pipeline.runner import PairOutcome
 from stac_coh.publish.collection import collection_key, is_item_key, item_key
-from stac_coh.search.manifest import Manifest, SourceSpec
-from stac_coh.search.pairing import find_pairs
-from stac_coh.search.query import SearchQuery
-from stac_coh.search.shards import write_sharded_manifest
-from tests.run_scene import REFERENCE_SLICES, tiny_weights
-from tests.s3_proxy import S3Proxy
+from stac_coh.search.manifest import Manifest
+from tests.s3_proxy import Hold, S3Proxy
 from tests.services import MotoServer
-from tests.stac_data import PC_RTC, item, scaled, shifted_in_time, write_item_cog
+from tests.worker_runs import (
+    COLLECTION,
+    SECRET,
+    TOKEN,
+    Inputs,
+    assert_clean,
+    catalog_items,
+    events,
+    make_inputs,
+    new_run,
+    outcome,
+    run_worker,
+    s3_client,
+    start,
+    wait_held,
+)
 
-COLLECTION = "sentinel-1-coherence"
-AREA = (15.0, 33.0, 16.8, 34.5)
-"""Across both slices of the pass and six MGRS tiles."""
-SECRET = "worker-test-secret-9d41c7e2"
-TOKEN = "worker-test-session-token-5be0aa19"
 SIGNED_QUERY = "?sv=2024-05-04&se=2030-01-01&sig=c2VjcmV0LXNhcw%3D&X-Amz-Signature=deadbeef99"
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The 16-unit manifest (inputs on moto S3) and the weights."""
-
-    manifest: Manifest
-    bucket: str
-    weights: Path
-
-
-def _s3(moto: MotoServer) -> Any:
-    env = moto.env()
-    return boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint,
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> Inputs:
-    root = tmp_path_factory.mktemp("worker")
-    s3 = _s3(moto_server)
-    bucket = f"rtc-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    first = scaled(item(PC_RTC, REFERENCE_SLICES[0]), 250)
-    items = [first] + [shifted_in_time(first, 12 * k, f"d{k:02d}") for k in range(1, 17)]
-    for n, it in enumerate(items):
-        path = write_item_cog(it, root / f"{n}.tif", seed=0.37 * n)
-        key = f"cogs/{it['id']}.tif"
-        s3.upload_file(str(path), bucket, key)
-        it["assets"]["vv"]["href"] = f"s3://{bucket}/{key}"
-    query = SearchQuery.build(bbox=AREA, start="2024-04-01", end="2024-12-31", baselines="12")
-    result = find_pairs(items, query)
-    assert len(result.pass_pairs) == 16
-    # Work units: each pair cut by the MGRS tiles of the area; the first 16 units span
-    # several pairs and tiles.
-    pairs = result.pairs[:16]
+    inputs = make_inputs(tmp_path_factory.mktemp("worker"), moto_server, 16)
+    pairs = inputs.manifest.pairs
     assert len({p.tile for p in pairs}) > 2 and len({p.reference.datetime for p in pairs}) > 2
-    manifest = Manifest(
-        SourceSpec("local", "catalog", "sentinel-1-rtc"),
-        query.to_dict(),
-        pairs,
-        {str(it["id"]): it for it in items},
-    )
-    return Inputs(manifest, bucket, tiny_weights(root / "tiny.safetensors"))
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run's output prefix, run id and the environment submit would give its jobs."""
-
-    out: str
-    run_id: str
-    env: dict[str, str]
-    store: Store
-
-
-def new_run(
-    inputs: Inputs, moto: MotoServer, manifest: Manifest | None = None, pairs_per_job: int = 2
-) -> Run:
-    """Write the manifest as `submit` does; the jobs' environment."""
-    s3 = _s3(moto)
-    bucket = f"out-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    out, run_id = f"s3://{bucket}/coh", f"r{uuid.uuid4().hex[:8]}"
-    store = open_store(out, s3_client=s3)
-    chosen = manifest or inputs.manifest
-    uri = write_sharded_manifest(
-        store,
-        run_key(run_id, "manifest.json"),
-        source=chosen.source,
-        query=chosen.query,
-        units=chosen.pairs,
-        items=chosen.items,
-    ).uri
-    env = {
-        **os.environ,
-        **moto.env(),
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_SESSION_TOKEN": TOKEN,
-        "STAC_COH_MANIFEST": uri,
-        "STAC_COH_OUT": out,
-        "STAC_COH_RUN_ID": run_id,
-        "STAC_COH_PAIRS_PER_JOB": str(pairs_per_job),
-        "STAC_COH_INDEX_OFFSET": "0",
-        "STAC_COH_WEIGHTS": str(inputs.weights),
-        "STAC_COH_DEVICE": "cpu",
-        "OMP_NUM_THREADS": "1",
-        "GDAL_NUM_THREADS": "1",
-    }
-    env.pop("AWS_BATCH_JOB_ARRAY_INDEX", None)
-    return Run(out, run_id, env, store)
-
-
-def start(run: Run, stage: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """`python -m stac_coh worker STAGE` in a fresh process, stderr to ``log``."""
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "stac_coh", "worker", stage],
-            env={**run.env, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
-
-
-def run_worker(run: Run, stage: str, log: Path, **env: str) -> int:
-    """Run a worker stage to its end; its exit code."""
-    proc = start(run, stage, log, **env)
-    return proc.wait(timeout=300)
-
-
-def events(log: Path) -> list[dict[str, Any]]:
-    """The complete JSON lines of a worker log (each line must be one JSON object)."""
-    lines = log.read_text().split("\n")[:-1]  # the part after the last newline may be partial
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def wait_for(log: Path, proc: subprocess.Popen[bytes], event: str, after: int = 0) -> None:
-    """Block until the ``after``-th-plus-one line with ``event`` appears in the log."""
-    deadline = time.monotonic() + 180
-    while sum(e["event"] == event for e in events(log)) <= after:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"no {event} in {log.read_text()}"
-        time.sleep(0.05)
-
-
-def outcome(run: Run, pair_id: str) -> dict[str, Any]:
-    """The outcome a worker recorded for a pair."""
-    return json.loads(run.store.get(outcome_key(run.run_id, pair_id)).data)
-
-
-def assert_clean(log: Path) -> None:
-    """Every line is JSON; no signature, SAS token or credential leaked."""
-    text = log.read_text()
-    assert events(log)
-    for leak in ("X-Amz-Signature", "sig=", "deadbeef99", SECRET, TOKEN):
-        assert leak not in text, f"{leak!r} leaked into {log}"
-
-
-def catalog_items(store: Store) -> list[str]:
-    """Item ids reachable from the root catalog, read back with pystac."""
-    catalog = pystac.Catalog.from_file(store.url_for("catalog.json"), stac_io=StoreStacIO(store))
-    return [it.id for it in catalog.get_items(recursive=True)]
+    return inputs
 
 
 # --------------------------------------------------------------------------------------
@@ -225,8 +83,9 @@ def test_children_in_parallel_then_finalize_publish_every_pair_once(
     run = new_run(inputs, aws_env)
     pairs = [p.id for p in inputs.manifest.pairs]
     logs = [tmp_path / f"child{i}.log" for i in range(8)]
-    with S3Proxy(aws_env.endpoint, delay=0.4).running() as slow:
-        # Child 3 reads its inputs slowly, so it is surely mid-pair when killed.
+    # Child 3's first input read is held by the proxy, so it is surely mid-pair when killed.
+    hold = Hold(methods=("GET",), path=r"/cogs/")
+    with S3Proxy(aws_env.endpoint, holds=[hold]).running() as slow:
         procs = [
             start(
                 run,
@@ -237,10 +96,7 @@ def test_children_in_parallel_then_finalize_publish_every_pair_once(
             )
             for i in range(8)
         ]
-        wait_for(logs[3], procs[3], "pair.start")
-        while slow.requests == 0:
-            assert procs[3].poll() is None, logs[3].read_text()
-            time.sleep(0.05)
+        wait_held(hold, procs[3], logs[3])
         procs[3].send_signal(signal.SIGKILL)
         assert procs[3].wait(timeout=30) == -signal.SIGKILL
         assert not run.store.exists(item_key(COLLECTION, pairs[6]))
@@ -275,13 +131,14 @@ def test_sigterm_interrupts_the_pair_records_it_and_exits_75(
     manifest = replace(inputs.manifest, pairs=inputs.manifest.pairs[:2])
     run = new_run(inputs, aws_env, manifest)
     log = tmp_path / "child.log"
-    with S3Proxy(aws_env.endpoint, delay=0.4).running() as slow:
+    # The first input read is held until the SIGTERM was sent, then completes: the signal
+    # lands mid-pair, whatever the load.
+    hold = Hold(methods=("GET",), path=r"/cogs/", forward=True)
+    with S3Proxy(aws_env.endpoint, holds=[hold]).running() as slow:
         proc = start(run, "process", log, AWS_S3_ENDPOINT=slow.address)
-        wait_for(log, proc, "pair.start")
-        while slow.requests == 0:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.05)
+        wait_held(hold, proc, log)
         proc.send_signal(signal.SIGTERM)
+        slow.release()
         assert proc.wait(timeout=60) == EXIT_RETRY, log.read_text()
     assert_clean(log)
     first, second = (p.id for p in manifest.pairs)
@@ -309,7 +166,7 @@ def _one_pair_with_href(inputs: Inputs, href: str) -> Manifest:
 def test_permanent_failure_is_recorded_and_exits_0(
     inputs: Inputs, aws_env: MotoServer, tmp_path: Path
 ) -> None:
-    s3 = _s3(aws_env)
+    s3 = s3_client(aws_env)
     s3.put_object(Bucket=inputs.bucket, Key="cogs/corrupt.tif", Body=b"II*\x00 not a GeoTIFF")
     manifest = _one_pair_with_href(inputs, f"s3://{inputs.bucket}/cogs/corrupt.tif")
     run = new_run(inputs, aws_env, manifest, pairs_per_job=1)

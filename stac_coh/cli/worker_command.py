@@ -9,6 +9,15 @@ import typer
 
 from stac_coh.cli._process_options import ProcessingChoices, process_options
 from stac_coh.cli._text import prose
+from stac_coh.cli._worker_attempt import (
+    ENV_ATTEMPT,
+    ENV_MAX_ATTEMPTS,
+    guarded,
+    is_last_attempt,
+    parse_last_attempt,
+    required,
+    start_logging,
+)
 from stac_coh.cli._worker_options import public_url_option, remove_orphans_option
 from stac_coh.constants import (
     ARRAY_INDEX_ENV,
@@ -18,14 +27,10 @@ from stac_coh.constants import (
     ENV_PAIRS_PER_JOB,
     ENV_RUN_ID,
 )
-from stac_coh.errors import InputError
 
 __all__ = ["register"]
 
-ENV_MAX_ATTEMPTS = "STAC_COH_MAX_ATTEMPTS"
-ENV_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 ENV_STAC_API = "STAC_COH_STAC_API"
-_SECRET_NAMES = ("SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
 
 _WORKER_HELP = prose("""
 Container entrypoint on AWS Batch (the image runs `stac-coh worker process|finalize`).
@@ -131,9 +136,9 @@ def process_command(
     from stac_coh.batch.deadline import stop_before_time_limit
     from stac_coh.pipeline.signals import StopSignals
 
-    logs = _start_logging(verbose)
+    logs = start_logging(verbose)
     with StopSignals() as stop, stop_before_time_limit(os.environ):
-        code = _guarded(
+        code = guarded(
             lambda: _process(
                 manifest,
                 out,
@@ -143,14 +148,14 @@ def process_command(
                     ENV_INDEX_OFFSET: index_offset or "",
                     ENV_PAIRS_PER_JOB: pairs_per_job or "",
                 },
-                _last_attempt(attempt, max_attempts),
+                parse_last_attempt(attempt, max_attempts),
                 processing,
                 stop,
                 logs.context,
                 public_url,
             ),
             stop,
-            last_attempt=_is_last_attempt(attempt, max_attempts),
+            last_attempt=is_last_attempt(attempt, max_attempts),
         )
     raise typer.Exit(code)
 
@@ -185,10 +190,10 @@ def finalize_command(
     """Rebuild the collection and write the run report."""
     from stac_coh.pipeline.signals import StopSignals
 
-    logs = _start_logging(verbose)
+    logs = start_logging(verbose)
     with StopSignals() as stop:
         stop.pair_started()  # finalize has no pairs: a stop request interrupts it anywhere
-        code = _guarded(
+        code = guarded(
             lambda: _finalize(
                 manifest,
                 out,
@@ -232,9 +237,9 @@ def _process(
 
     log = logging.getLogger("stac_coh.worker")
     settings = get_settings()
-    manifest_uri = _required(manifest_uri, "--manifest", ENV_MANIFEST)
-    out = _required(out, "--out", ENV_OUT)
-    run_id = validate_run_id(_required(run_id, "--run-id", ENV_RUN_ID))
+    manifest_uri = required(manifest_uri, "--manifest", ENV_MANIFEST)
+    out = required(out, "--out", ENV_OUT)
+    run_id = validate_run_id(required(run_id, "--run-id", ENV_RUN_ID))
     context["run_id"] = run_id
     options = processing.options()
     manifest = load_manifest(manifest_uri)
@@ -298,8 +303,8 @@ def _finalize(
     from stac_coh.io.storage import open_store
     from stac_coh.settings import get_settings
 
-    out = _required(out, "--out", ENV_OUT)
-    run_id = validate_run_id(_required(run_id, "--run-id", ENV_RUN_ID))
+    out = required(out, "--out", ENV_OUT)
+    run_id = validate_run_id(required(run_id, "--run-id", ENV_RUN_ID))
     context["run_id"] = run_id
     settings = get_settings()
     manifest = load_manifest(manifest_uri) if manifest_uri else None
@@ -320,69 +325,6 @@ def _finalize(
         remove_orphans=remove_orphans,
     )
     return EXIT_OK
-
-
-def _guarded(body: Any, stop: Any, *, last_attempt: bool = False) -> int:
-    """Run ``body``; what escapes it becomes a log line and an exit code (0 on a last attempt)."""
-    import logging
-
-    from stac_coh.batch.logs import log_event
-    from stac_coh.batch.worker import EXIT_DEVICE, EXIT_OK, EXIT_RETRY, exit_code_for_error
-
-    log = logging.getLogger("stac_coh.worker")
-    try:
-        return int(body())
-    except KeyboardInterrupt:
-        name = stop.received.name if stop.received else "SIGINT"
-        log_event(log, "worker.stop", f"{name} received: stopping", level=logging.WARNING)
-        code = EXIT_RETRY
-    except Exception as exc:
-        code = exit_code_for_error(exc)
-        log.log(
-            logging.ERROR,
-            "%s: %s",
-            type(exc).__name__,
-            exc,
-            exc_info=code == 1,  # a bug: keep the traceback
-            extra={"event": "worker.error", "fields": {"exit_code": code}},
-        )
-    if last_attempt and code in (EXIT_RETRY, EXIT_DEVICE):
-        log_event(log, "worker.done", f"last attempt: exit 0, not {code}", exit_code=EXIT_OK)
-        return EXIT_OK
-    return code
-
-
-def _start_logging(verbose: int) -> Any:
-    """JSON logs on stderr; every secret-looking environment value is blanked in them."""
-    from stac_coh.batch.logs import configure_json_logging
-
-    secrets = [v for k, v in os.environ.items() if any(w in k.upper() for w in _SECRET_NAMES)]
-    return configure_json_logging(secrets=secrets, verbose=verbose)
-
-
-def _required(value: str | None, option: str, env: str) -> str:
-    """The value, or an error naming the option and its environment variable."""
-    if not value:
-        raise InputError(f"{option} is missing: pass it or set {env} (stac-coh submit sets it).")
-    return value
-
-
-def _is_last_attempt(attempt: str | None, max_attempts: str | None) -> bool:
-    """:func:`_last_attempt`, False where it would raise (the body reports that)."""
-    try:
-        return _last_attempt(attempt, max_attempts)
-    except InputError:
-        return False
-
-
-def _last_attempt(attempt: str | None, max_attempts: str | None) -> bool:
-    """Whether AWS Batch will not retry this attempt (both numbers known and equal)."""
-    try:
-        return bool(attempt and max_attempts) and int(attempt or 0) >= int(max_attempts or 0)
-    except ValueError:
-        raise InputError(
-            f"{ENV_ATTEMPT}={attempt!r} and {ENV_MAX_ATTEMPTS}={max_attempts!r} must be integers."
-        ) from None
 
 
 def register(app: typer.Typer) -> None:

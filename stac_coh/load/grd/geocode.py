@@ -35,6 +35,7 @@ from rasterio.transform import GCPTransformer
 from rasterio.warp import transform
 from rasterio.windows import Window
 
+from stac_coh.errors import AnnotationError
 from stac_coh.grid import OutputGrid
 
 __all__ = ["LATTICE_STEP", "GcpGeocoder", "GridWindow", "SourceCoords"]
@@ -117,7 +118,10 @@ class GcpGeocoder:
             if pixels > 0:
                 spacings.append(geod.inv(a.x, a.y, b.x, b.y)[2] / pixels)
         if not spacings:
-            raise ValueError("Cannot measure the pixel spacing: the GCPs are not on a grid.")
+            raise AnnotationError(
+                "Cannot measure the pixel spacing of the GRD product: its geolocation grid "
+                "points are not on a regular grid; is the annotation complete?"
+            )
         return float(np.mean(spacings))
 
     def source_coords(self, grid: OutputGrid, window: GridWindow) -> SourceCoords:

@@ -14,6 +14,17 @@ TESTS = Path(__file__).parent
 DATA = TESTS / "data"
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """PyTorch on one thread for the test: the machine's cores are shared with other work."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """One moto_server process for the session (S3, Batch, CloudFormation)."""

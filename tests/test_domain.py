@@ -30,15 +30,9 @@ from stac_coh.science.calibrate import Components, coverage, fit_uncertainty, sp
 from stac_coh.science.speckle import SpeckleModel, detect_pair
 from tests.stac_validation import validation_errors
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 WIDE = preset("wide-masked")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gamma_speckle(looks: int, shape=(192, 192), level=0.05, seed=0):

@@ -34,22 +34,16 @@ from stac_coh.model.resunet import ResUNet
 
 # Test rasters of single-look statistics (ENL about 1) with random weights lie outside any training
 # domain; the warning for that is tested in tests/test_domain.py.
-pytestmark = pytest.mark.filterwarnings("ignore::stac_coh.errors.InputDomainWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::stac_coh.errors.InputDomainWarning"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 FLOAT_TOL = 3e-5
 """Float32 evaluations of the same function with sums in another order (tile shapes, batch
 sizes, BatchNorm folded into the convolutions) differ by rounding only: ~1e-6 here and up
 to ~1e-5 with the published model's width; a real tiling error (missing context,
 misaligned pooling) is >= 1e-3."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The machine's two cores are shared; one thread avoids oversubscription.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

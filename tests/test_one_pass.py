@@ -31,18 +31,13 @@ from tests.stac_validation import assert_valid
 
 # Test rasters of single-look statistics (ENL about 1) with random weights lie outside any training
 # domain; the warning for that is tested in tests/test_domain.py.
-pytestmark = pytest.mark.filterwarnings("ignore::stac_coh.errors.InputDomainWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::stac_coh.errors.InputDomainWarning"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 SIZE = 301
 """Scene edge: not a multiple of the overview step, so the COGs are padded."""
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

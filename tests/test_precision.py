@@ -12,12 +12,12 @@ import copy
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
 from torch import nn
 from typer.testing import CliRunner
 
@@ -29,19 +29,14 @@ from stac_coh.model.card import ModelCard
 from stac_coh.model.preprocess import to_model_input
 from stac_coh.model.resunet import ResUNet
 from stac_coh.model.weights import save_weights
+from tests.user_cli import write_raster
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
 FLOAT_TOL = 3e-5
 """As in test_infer: fp32 evaluations that differ only in the order of sums."""
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -244,20 +239,8 @@ def weights(tmp_path_factory) -> str:
     return str(save_weights(ResUNet(base=4).eval(), ModelCard(name="random-test"), path))
 
 
-def _write(path, data):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[1],
-        height=data.shape[0],
-        count=1,
-        dtype="float32",
-        crs="EPSG:32633",
-        transform=from_origin(500000.0, 4600000.0, 20.0, 20.0),
-    ) as ds:
-        ds.write(data, 1)
-    return str(path)
+def _write(path: Path, data: np.ndarray) -> str:
+    return str(write_raster(path, data))
 
 
 def _predict(tmp_path, weights, name, *options, env=None):

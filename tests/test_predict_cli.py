@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
@@ -17,6 +18,9 @@ from stac_coh.cli import app
 from stac_coh.model.card import ModelCard
 from stac_coh.model.resunet import ResUNet
 from stac_coh.model.weights import save_weights
+from tests.user_cli import write_raster
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 UTM = "EPSG:32633"
 
@@ -29,21 +33,8 @@ def weights(tmp_path_factory) -> str:
     return str(save_weights(ResUNet(base=4).eval(), ModelCard(name="random-test"), path))
 
 
-def _write(path, data, origin=(500000.0, 4600000.0), res=20.0, crs=UTM, nodata=None):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[1],
-        height=data.shape[0],
-        count=1,
-        dtype="float32",
-        crs=crs,
-        transform=from_origin(*origin, res, res),
-        nodata=nodata,
-    ) as ds:
-        ds.write(data.astype(np.float32), 1)
-    return str(path)
+def _write(path: Path, data: np.ndarray, **grid: Any) -> str:
+    return str(write_raster(path, data, **grid))
 
 
 def _pair(tmp_path, shape=(96, 80)):
@@ -56,14 +47,6 @@ def _pair(tmp_path, shape=(96, 80)):
 
 def _run(*args):
     return CliRunner().invoke(app, ["predict", *args], catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_predict_writes_cogs_and_reports(tmp_path, weights):

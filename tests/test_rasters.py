@@ -17,6 +17,7 @@ from stac_coh.errors import InputError, RasterReadError
 from stac_coh.grid import PairReader
 from stac_coh.io.gdal_env import gdal_env
 from stac_coh.load.file_pair import ArrayPairReader, RasterPairReader
+from tests.user_cli import write_raster
 
 UTM = "EPSG:32633"
 ORIGIN = (500000.0, 4600000.0)
@@ -33,22 +34,8 @@ def _field(height, width, res=20.0, origin=ORIGIN):
     )
 
 
-def _write(path, data, *, crs=UTM, transform=None, nodata=None):
-    transform = transform or from_origin(*ORIGIN, 20.0, 20.0)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[1],
-        height=data.shape[0],
-        count=1,
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as ds:
-        ds.write(data, 1)
-    return path
+def _write(path, data, **grid):
+    return write_raster(path, data, dtype=None, **grid)
 
 
 def test_same_grid_reads_both_images_exactly(tmp_path):

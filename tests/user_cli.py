@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.transform import from_origin
 
 UTM = "EPSG:32633"
@@ -68,9 +69,16 @@ def write_raster(
     nodata: float | None = None,
     origin: tuple[float, float] = (500000.0, 4600000.0),
     res: float = 20.0,
+    crs: str = UTM,
+    transform: Affine | None = None,
+    dtype: str | None = "float32",
     **profile: Any,
 ) -> Path:
-    """A one-band float32 GeoTIFF in UTM 33N."""
+    """A one-band GeoTIFF (float32 unless ``dtype`` says otherwise; None keeps the data's).
+
+    The grid is ``origin`` and square ``res`` pixels in ``crs``, unless ``transform`` is given.
+    """
+    data = data if dtype is None else data.astype(dtype)
     with rasterio.open(
         path,
         "w",
@@ -78,13 +86,13 @@ def write_raster(
         width=data.shape[1],
         height=data.shape[0],
         count=1,
-        dtype="float32",
-        crs=UTM,
-        transform=from_origin(*origin, res, res),
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform or from_origin(*origin, res, res),
         nodata=nodata,
         **profile,
     ) as ds:
-        ds.write(data.astype(np.float32), 1)
+        ds.write(data, 1)
     return path
 
 

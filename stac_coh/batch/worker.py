@@ -37,7 +37,7 @@ from stac_coh.batch.record import validate_public_url
 from stac_coh.errors import InputError, ObjectNotFoundError
 from stac_coh.io.faults import Kind, classify
 from stac_coh.io.storage import Store, open_store
-from stac_coh.pipeline.run import RunEnd, RunProgress, execute_run, finish_run
+from stac_coh.pipeline.run import RunEnd, RunProgress, execute_run, finish_run, status_counts
 from stac_coh.pipeline.runner import PairOutcome, PairProcessor
 from stac_coh.pipeline.signals import StopSignals
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID
@@ -81,12 +81,7 @@ class ShareResult:
     @property
     def counts(self) -> dict[str, int]:
         """Pairs per status, plus ``not_started`` when a stop left some untouched."""
-        counts: dict[str, int] = {}
-        for outcome in self.outcomes:
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        if left := self.pairs - len(self.outcomes):
-            counts["not_started"] = left
-        return counts
+        return status_counts(self.outcomes, self.pairs)
 
 
 def share_exit_code(

@@ -29,7 +29,13 @@ from stac_coh.composite.layers import coherence_key, decay_layers, layers_for
 from stac_coh.constants import DEFAULT_COMPOSITE_COLLECTION_ID
 from stac_coh.io.cog import COG_MEDIA_TYPE
 from stac_coh.io.storage import Store
-from stac_coh.publish.collection import COPERNICUS_LEGAL_NOTICE, add_link, collection_key, item_key
+from stac_coh.publish.collection import (
+    COPERNICUS_LEGAL_NOTICE,
+    add_link,
+    collection_key,
+    extend_extent,
+    item_key,
+)
 from stac_coh.publish.pair import GEOJSON, JSON, cas_update_json, ensure_catalog_links
 from stac_coh.publish.render import COLORMAP_NAME
 
@@ -126,7 +132,7 @@ def fold_composite(collection: dict[str, Any], item: Mapping[str, Any]) -> bool:
     first = not any(link.get("rel") == "item" for link in collection["links"])
     href = f"./{item['id']}/{item['id']}.json"
     add_link(collection, "item", href, GEOJSON, item["properties"].get("title"))
-    _extend_extent(collection, item, reset=first)
+    extend_extent(collection, item, reset=first)
     summaries = collection.setdefault("summaries", {})
     props = item["properties"]
     for name in ("sar:polarizations", "coh:baselines", "coh:statistic", "coh:season"):
@@ -186,28 +192,6 @@ def publish_composite(
     title = "Seasonal coherence composites"
     ensure_catalog_links(store, [("child", f"./{ckey}", JSON, title)])
     return store.href_for(ikey)
-
-
-def _extend_extent(collection: dict[str, Any], item: Mapping[str, Any], *, reset: bool) -> None:
-    """Grow the collection's bbox and interval to cover ``item`` (replace the placeholder)."""
-    spatial, temporal = collection["extent"]["spatial"], collection["extent"]["temporal"]
-    bbox = [float(v) for v in item["bbox"][:4]]
-    if not reset:
-        old = spatial["bbox"][0]
-        bbox = [
-            min(old[0], bbox[0]),
-            min(old[1], bbox[1]),
-            max(old[2], bbox[2]),
-            max(old[3], bbox[3]),
-        ]
-    spatial["bbox"] = [bbox]
-    props = item["properties"]
-    start, end = props["start_datetime"], props["end_datetime"]
-    interval = temporal["interval"][0]
-    if reset or interval[0] is None or start < interval[0]:
-        interval[0] = start
-    if reset or interval[1] is None or end > interval[1]:
-        interval[1] = end
 
 
 def _render(key: str) -> dict[str, Any] | None:

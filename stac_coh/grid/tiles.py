@@ -37,6 +37,7 @@ __all__ = [
     "Tile",
     "TileGrid",
     "TilePiece",
+    "areal_part",
     "tile_grid_for",
 ]
 
@@ -147,7 +148,7 @@ class _ZonedTileGrid:
         out: list[TilePiece] = []
         for k in near:
             zone = self.zones[int(k)]
-            part = _polygons(area.intersection(zone.region))
+            part = areal_part(area.intersection(zone.region))
             if part is not None:
                 out.extend(self._zone_pieces(zone, part, resolution))
         return out
@@ -173,7 +174,7 @@ class _ZonedTileGrid:
         # Edges shared with a square edge come back as lines beside the polygon: drop them.
         mixed = np.nonzero(shapely.get_type_id(cut) == 7)[0]
         for k in mixed:
-            cut[k] = _polygons(cut[k]) or shapely.geometry.Polygon()
+            cut[k] = areal_part(cut[k]) or shapely.geometry.Polygon()
         keep = shapely.area(cut) >= resolution * resolution * 1e-3
         ix, iy, cut = ix[keep], iy[keep], cut[keep]
         # Back to lon/lat, rounded to ~1 cm (7 decimals): manifests stay small.
@@ -199,12 +200,12 @@ def _tile(grid: _ZonedTileGrid, zone: _Zone, col: int, row: int) -> Tile:
     size = zone.tile_size
     bounds = (col * size, row * size, (col + 1) * size, (row + 1) * size)
     square = shapely.segmentize(shapely.geometry.box(*bounds), size / 50)
-    inside = _polygons(shapely.transform(square, zone.to_lonlat).intersection(zone.region))
+    inside = areal_part(shapely.transform(square, zone.to_lonlat).intersection(zone.region))
     if inside is None:
         raise InputError(f"Square {col},{row} of {zone.crs} lies outside its zone.")
     # An edge on a zone boundary can leave a sliver of rounding width: shave it off, so
     # the point lies where the square really is in this zone.
-    inside = _polygons(inside.buffer(-1e-6)) or inside
+    inside = areal_part(inside.buffer(-1e-6)) or inside
     parts = list(getattr(inside, "geoms", [inside]))
     point = max(parts, key=lambda g: g.area).representative_point()
     code = _mgrs(point.y, point.x)
@@ -323,8 +324,9 @@ def _check_resolution(resolution: float) -> None:
         )
 
 
-def _polygons(geom: BaseGeometry) -> BaseGeometry | None:
-    """Only the areal part of ``geom``; ``None`` when nothing of area is left."""
+def areal_part(geom: BaseGeometry) -> BaseGeometry | None:
+    """Only the areal part of ``geom`` (an intersection may add points and lines); ``None``
+    when nothing of area is left."""
     if geom.is_empty:
         return None
     if geom.geom_type == "GeometryCollection":

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from stac_coh.model.resunet import ResidualBlock, ResUNet, UpConv
+from stac_coh.model.resunet import ResidualBlock, ResUNet, UpConv, unet_trunk
 
 __all__ = ["InferenceResUNet"]
 
@@ -113,15 +113,6 @@ class InferenceResUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, 2, H, W) model input (H, W multiples of 16) to (N, 2, H, W)."""
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = F.max_pool2d(x, 2)
-        x = self.bottleneck(x)
-        for up_conv, decoder, skip in zip(
-            self.up_convs, self.decoders, reversed(skips), strict=True
-        ):
-            x = decoder(torch.cat([skip, up_conv(x)], dim=1))
+        x = unet_trunk(x, self.encoders, self.bottleneck, self.up_convs, self.decoders)
         with _full_precision(x):
             return torch.sigmoid_(self.heads(x.float()))

@@ -9,7 +9,7 @@ centres; BatchNorm uses epsilon 1e-4.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,6 +30,7 @@ __all__ = [
     "ResidualBlock",
     "UpConv",
     "model_card_of",
+    "unet_trunk",
 ]
 
 BN_EPSILON = 1e-4
@@ -147,19 +148,33 @@ class ResUNet(nn.Module):
                 f"ResUNet input height and width must be multiples of {DEPTH_MULTIPLE}, "
                 f"got {height}x{width}; pad the input (stac_coh.infer.engine does this for you)."
             )
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = F.max_pool2d(x, 2)
-        x = self.bottleneck(x)
-        for up_conv, decoder, skip in zip(
-            self.up_convs, self.decoders, reversed(skips), strict=True
-        ):
-            x = decoder(torch.cat([skip, up_conv(x)], dim=1))
+        x = unet_trunk(x, self.encoders, self.bottleneck, self.up_convs, self.decoders)
         mean = torch.sigmoid(self.mean_head(x))
         log_variance = torch.sigmoid(self.log_variance_head(x))
         return torch.cat([mean, log_variance], dim=1)
+
+
+def unet_trunk(
+    x: torch.Tensor,
+    encoders: Iterable[nn.Module],
+    bottleneck: nn.Module,
+    up_convs: Iterable[nn.Module],
+    decoders: Iterable[nn.Module],
+) -> torch.Tensor:
+    """The U-Net between input and heads: encoders, bottleneck and decoders, wired.
+
+    Shared by :class:`ResUNet` and its fused inference copy, whose blocks differ but whose
+    wiring (pool after each encoder, skip concatenated before each decoder) is the same.
+    """
+    skips = []
+    for encoder in encoders:
+        x = encoder(x)
+        skips.append(x)
+        x = F.max_pool2d(x, 2)
+    x = bottleneck(x)
+    for up_conv, decoder, skip in zip(up_convs, decoders, reversed(skips), strict=True):
+        x = decoder(torch.cat([skip, up_conv(x)], dim=1))
+    return x
 
 
 def _keras_he_normal_(weight: torch.Tensor) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -42,6 +43,7 @@ __all__ = [
     "finish_run",
     "run_manifest_key",
     "save_run_manifest",
+    "status_counts",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,12 +82,15 @@ class RunResult:
     @property
     def counts(self) -> dict[str, int]:
         """Pairs per status, plus ``not_started`` when a stop left some untouched."""
-        counts: dict[str, int] = {}
-        for outcome in self.outcomes:
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        if left := self.pairs - len(self.outcomes):
-            counts["not_started"] = left
-        return counts
+        return status_counts(self.outcomes, self.pairs)
+
+
+def status_counts(outcomes: Sequence[PairOutcome], pairs: int) -> dict[str, int]:
+    """Pairs per status, plus ``not_started`` for the ``pairs`` no outcome covers."""
+    counts: dict[str, int] = dict(Counter(outcome.status for outcome in outcomes))
+    if left := pairs - len(outcomes):
+        counts["not_started"] = left
+    return counts
 
 
 def execute_run(

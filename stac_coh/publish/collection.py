@@ -40,6 +40,7 @@ __all__ = [
     "build_collection",
     "build_root_catalog",
     "collection_key",
+    "extend_extent",
     "is_item_key",
     "item_key",
     "rebuild_collection",
@@ -220,7 +221,7 @@ def add_item_to_collection(collection: dict[str, Any], item: Mapping[str, Any]) 
     group = item_place(item)[0]
     href = "./" + group_key(str(collection["id"]), group).split("/", 1)[1]
     add_link(collection, "child", href, "application/json", f"Tiles {group}")
-    _extend_extent(collection, item)
+    extend_extent(collection, item)
     _extend_summaries(collection.setdefault("summaries", {}), item)
     if "renders" not in collection:
         collection["renders"] = _renders(item)
@@ -275,13 +276,18 @@ def _title(item: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _extend_extent(collection: dict[str, Any], item: Mapping[str, Any]) -> None:
-    """Grow the collection's overall bbox and interval to cover ``item``."""
+def extend_extent(
+    collection: dict[str, Any], item: Mapping[str, Any], *, reset: bool = False
+) -> None:
+    """Grow the collection's overall bbox and interval to cover ``item``.
+
+    ``reset`` replaces the extent by the item's (a placeholder extent, before the first item).
+    """
     spatial = collection["extent"]["spatial"]
     bbox = [float(v) for v in item["bbox"][:4]]
     if bbox[0] > bbox[2]:  # crosses the antimeridian: longitudes span the globe
         bbox = [-180.0, bbox[1], 180.0, bbox[3]]
-    if spatial["bbox"]:
+    if spatial["bbox"] and not reset:
         old = spatial["bbox"][0]
         bbox = [
             min(old[0], bbox[0]),
@@ -294,9 +300,9 @@ def _extend_extent(collection: dict[str, Any], item: Mapping[str, Any]) -> None:
     start = props.get("start_datetime") or props.get("datetime")
     end = props.get("end_datetime") or props.get("datetime")
     interval = collection["extent"]["temporal"]["interval"][0]
-    if start and (interval[0] is None or _parse(start) < _parse(interval[0])):
+    if start and (reset or interval[0] is None or _parse(start) < _parse(interval[0])):
         interval[0] = start
-    if end and (interval[1] is None or _parse(end) > _parse(interval[1])):
+    if end and (reset or interval[1] is None or _parse(end) > _parse(interval[1])):
         interval[1] = end
 
 

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from stac_coh.infer.estimators import boxcar_coherence
 from stac_coh.science.landscapes import LandCover, make_landscape, smooth_noise
-from stac_coh.science.speckle import SpeckleModel, detect_pair
+from stac_coh.science.speckle import SpeckleModel, detect_correlated, detect_pair
 from stac_coh.science.speckle import _shift_ramp as _shift_ramp
 
 __all__ = [
@@ -240,33 +239,18 @@ def _speckle(
             p1, p2, gamma, spec.speckle, spec.misregistration, rng, spec.boxcar_window
         )
     f = spec.oversample
-    fine = (p1.shape[0] * f, p1.shape[1] * f)
-    transfer = _gaussian_transfer(fine, spec.psf_sigma)
-    gain = 1.0 / np.sqrt((transfer**2).mean())  # keeps unit power after filtering
-    spectra = [
-        np.fft.fft2((rng.standard_normal(fine) + 1j * rng.standard_normal(fine)) / np.sqrt(2.0))
-        * transfer
-        * gain
-        for _ in range(2)
-    ]
-    a, b = (np.fft.ifft2(s) for s in spectra)
-    up = np.ones((f, f))
-    g = np.kron(gamma, up)
-    z1 = np.sqrt(np.kron(p1, up)) * a
-    amp2 = np.sqrt(np.kron(p2, up))
-    z2 = amp2 * (g * a + np.sqrt(1.0 - g**2) * b)
-    dy, dx = (v * f for v in spec.misregistration)
-    if dy or dx:
-        ramp = _shift_ramp(fine, dy, dx)
-        a_s, b_s = (np.fft.ifft2(s * ramp) for s in spectra)
-        z2_detected = amp2 * (g * a_s + np.sqrt(1.0 - g**2) * b_s)
-    else:
-        z2_detected = z2
-    t1 = _multilook(np.abs(z1) ** 2, f)
-    t2 = _multilook(np.abs(z2_detected) ** 2, f)
-    boxcar_fine = boxcar_coherence(z1, z2, spec.boxcar_window)
-    boxcar = boxcar_fine[f // 2 :: f, f // 2 :: f]
-    return t1, t2, boxcar.astype(np.float32)
+    transfer = _gaussian_transfer((p1.shape[0] * f, p1.shape[1] * f), spec.psf_sigma)
+    return detect_correlated(
+        p1,
+        p2,
+        gamma,
+        transfer,
+        f,
+        spec.misregistration,
+        rng,
+        lambda power: _multilook(power, f),
+        spec.boxcar_window,
+    )
 
 
 def _gaussian_transfer(shape: tuple[int, int], sigma: float) -> F64:

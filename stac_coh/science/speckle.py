@@ -19,6 +19,7 @@ so every simulated scene records the regime it was made in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy.typing as npt
 from stac_coh.errors import InputError
 from stac_coh.infer.estimators import boxcar_coherence
 
-__all__ = ["PSF_KINDS", "SpeckleModel", "detect_pair", "speckle_for_looks"]
+__all__ = ["PSF_KINDS", "SpeckleModel", "detect_correlated", "detect_pair", "speckle_for_looks"]
 
 PSF_KINDS = ("gaussian", "sinc", "independent")
 """Impulse responses the simulator knows."""
@@ -193,6 +194,38 @@ def detect_pair(
     f = model.oversample
     fine = (p1.shape[0] * f, p1.shape[1] * f)
     transfer = model.transfer(fine[0], 0)[:, None] * model.transfer(fine[1], 1)[None, :]
+    return detect_correlated(
+        p1,
+        p2,
+        gamma,
+        transfer,
+        f,
+        shift,
+        rng,
+        lambda power: _look_average(power, model),
+        boxcar_window,
+    )
+
+
+def detect_correlated(
+    p1: F64,
+    p2: F64,
+    gamma: F64,
+    transfer: F64,
+    oversample: int,
+    shift: tuple[float, float],
+    rng: np.random.Generator,
+    look: Callable[[F64], F32],
+    boxcar_window: int = 7,
+) -> tuple[F32, F32, F32]:
+    """Two SLCs of coherence ``gamma`` through ``transfer`` on the fine grid, detected by ``look``.
+
+    ``transfer`` is the impulse response's Fourier transfer function on the fine grid
+    (``oversample`` samples per pixel); t2 is shifted by ``shift`` pixels; the label is the
+    boxcar coherence of the unshifted SLCs, sampled at pixel centres.
+    """
+    f = oversample
+    fine = transfer.shape
     gain = 1.0 / np.sqrt((transfer**2).mean())  # unit power after filtering
     spectra = [
         np.fft.fft2((rng.standard_normal(fine) + 1j * rng.standard_normal(fine)) / np.sqrt(2.0))
@@ -208,12 +241,12 @@ def detect_pair(
     z2 = amp2 * (g * a + np.sqrt(1.0 - g**2) * b)
     dy, dx = (v * f for v in shift)
     if dy or dx:
-        ramp = _shift_ramp(fine, dy, dx)
+        ramp = _shift_ramp((fine[0], fine[1]), dy, dx)
         a_s, b_s = (np.fft.ifft2(s * ramp) for s in spectra)
         z2_detected = amp2 * (g * a_s + np.sqrt(1.0 - g**2) * b_s)
     else:
         z2_detected = z2
-    t1 = _look_average(np.abs(z1) ** 2, model)
-    t2 = _look_average(np.abs(z2_detected) ** 2, model)
+    t1 = look(np.abs(z1) ** 2)
+    t2 = look(np.abs(z2_detected) ** 2)
     boxcar = boxcar_coherence(z1, z2, boxcar_window)[f // 2 :: f, f // 2 :: f]
     return t1, t2, boxcar.astype(np.float32)

@@ -31,6 +31,7 @@ import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
 from stac_coh.errors import InputError
+from stac_coh.grid.tiles import areal_part
 from stac_coh.search.manifest import Pair
 from stac_coh.search.passes import Pass, PassPair, group_acquisitions
 from stac_coh.search.query import SearchQuery
@@ -174,7 +175,7 @@ class _Clipped:
         """(footprint inside the area, its area in m²)."""
         key = id(p)
         if key not in self._inside:
-            part = _polygons_only(p.footprint.intersection(self.aoi))
+            part = areal_part(p.footprint.intersection(self.aoi))
             self._inside[key] = (part, self.area(part) if part is not None else 0.0)
         return self._inside[key]
 
@@ -192,7 +193,7 @@ class _Clipped:
         (ref_in, ref_area), (sec_in, sec_area) = self.inside(ref), self.inside(sec)
         if ref_in is None or sec_in is None or not ref_in.intersects(sec_in):
             return None, 0.0
-        common = _polygons_only(ref_in.intersection(sec_in))
+        common = areal_part(ref_in.intersection(sec_in))
         if common is None:
             return None, 0.0
         covered = self.area(common)
@@ -241,16 +242,6 @@ def _laea(lon: float, lat: float) -> Any:
         return np.column_stack([x, y])
 
     return project
-
-
-def _polygons_only(geom: BaseGeometry) -> BaseGeometry | None:
-    """Drop points/lines an intersection may add; ``None`` when no area is left."""
-    if geom.is_empty:
-        return None
-    if geom.geom_type == "GeometryCollection":
-        parts = [g for g in geom.geoms if g.geom_type in ("Polygon", "MultiPolygon")]
-        geom = shapely.union_all(parts) if parts else shapely.geometry.Polygon()
-    return None if geom.is_empty or geom.area <= 0 else geom
 
 
 # --------------------------------------------------------------------------------------

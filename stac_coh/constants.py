@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_REFERENCE_BLOCK",
     "DEFAULT_TILE",
     "DEVICES",
+    "DTYPES",
     "ENV_INDEX_OFFSET",
     "ENV_MANIFEST",
     "ENV_OUT",
@@ -32,6 +33,9 @@ __all__ = [
 
 MODES: tuple[str, ...] = ("fast", "reference")
 """What ``--mode`` accepts."""
+
+DTYPES: tuple[str, ...] = ("uint8", "float32")
+"""What ``--dtype`` accepts: the stored coherence type (uint8 with scale 0.004, or float32)."""
 
 DEFAULT_TILE = 1024
 """Largest inner core edge of ``fast`` mode.

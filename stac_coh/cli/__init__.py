@@ -8,6 +8,7 @@ import signal
 import sys
 import traceback
 from types import FrameType
+from typing import TYPE_CHECKING, TypeGuard
 
 import typer
 
@@ -31,6 +32,9 @@ from stac_coh.errors import (
     EXIT_INTERRUPTED,
     StacCohError,
 )
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = ["app", "main"]
 
@@ -192,15 +196,17 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _is_settings_error(exc: BaseException) -> bool:
+def _is_settings_error(exc: BaseException) -> TypeGuard[ValidationError]:
     """A pydantic ValidationError about :class:`stac_coh.settings.Settings`."""
-    return type(exc).__name__ == "ValidationError" and getattr(exc, "title", "") == "Settings"
+    from pydantic import ValidationError  # only on this error path: the CLI starts without it
+
+    return isinstance(exc, ValidationError) and exc.title == "Settings"
 
 
-def _settings_message(exc: BaseException) -> str:
+def _settings_message(exc: ValidationError) -> str:
     """``STAC_COH_X='value': what is wrong`` for each invalid setting."""
     parts = []
-    for error in exc.errors():  # type: ignore[attr-defined]
+    for error in exc.errors():
         name = "STAC_COH_" + "_".join(str(p) for p in error.get("loc", ())).upper()
         why = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{name}={error.get('input')!r}: {why}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from stac_coh.constants import DEVICES, PRECISIONS
+from stac_coh.constants import DEVICES, DTYPES, ESTIMATORS, MODES, PRECISIONS
 from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
@@ -97,13 +97,13 @@ class ProcessingChoices:
 
     def options(self) -> ProcessOptions:
         """Validated :class:`ProcessOptions`."""
+        from stac_coh.load.stac_pair import as_loader_name
         from stac_coh.pipeline.runner import ProcessOptions
 
         for value, allowed, flag in (
-            (self.mode, ("fast", "reference"), "--mode"),
-            (self.dtype, ("uint8", "float32"), "--dtype"),
-            (self.loader, ("odc", "stackstac"), "--loader"),
-            (self.estimator, ("resunet", "siegert"), "--estimator"),
+            (self.mode, MODES, "--mode"),
+            (self.dtype, DTYPES, "--dtype"),
+            (self.estimator, ESTIMATORS, "--estimator"),
             (self.device or "auto", DEVICES, "--device"),
             (self.precision or "auto", PRECISIONS, "--precision"),
         ):
@@ -115,7 +115,7 @@ class ProcessingChoices:
             batch_size=self.batch_size,
             dtype=self.dtype,
             uncertainty=self.uncertainty,
-            loader=self.loader,
+            loader=as_loader_name(self.loader),
             overwrite=self.overwrite,
             collection_id=self.collection_id,
         )
@@ -223,5 +223,6 @@ def process_options(func: F) -> F:
         return func(processing=ProcessingChoices(**values), **kwargs)
 
     params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + _PARAMETERS
+    # Typer reads the options from the signature built here, which mypy cannot follow.
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -136,15 +136,16 @@ def print_summary(
     from stac_coh.publish.collection import asset_key
 
     table = Table(title="Run summary")
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("pair", "left"),
         ("status", "left"),
         ("valid pixels", "right"),
         ("mean coh.", "right"),
         ("seconds", "right"),
         ("item / error", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
     for o in summary.outcomes:
         table.add_row(
             o.pair_id,

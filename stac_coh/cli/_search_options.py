@@ -313,5 +313,6 @@ def search_options(func: F) -> F:
         return func(search=SearchOptions(**values), **kwargs)
 
     params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + _PARAMETERS
+    # Typer reads the options from the signature built here, which mypy cannot follow.
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -119,16 +119,15 @@ def composite_command(
 ) -> None:
     """Composite published pairs per tile and season; fit the decay model."""
     from stac_coh.composite import CompositeRequest, open_pair_source, plan_periods
+    from stac_coh.composite.stack import as_stat
     from stac_coh.io.storage import open_store
 
-    if stat not in ("median", "mean"):
-        raise InputError(f"--stat {stat!r}: use median or mean.")
     if not 64 <= chunk <= 4096:
         raise InputError(f"--chunk {chunk}: use 64..4096 pixels (512 is one COG block).")
     request = CompositeRequest(
         periods=plan_periods(year=year, start=start, end=end, seasons=season, months=months),
         baselines=_baselines(baselines),
-        stat=stat,  # type: ignore[arg-type]
+        stat=as_stat(stat),
         collection_id=composite_collection,
         chunk=chunk,
         overwrite=overwrite,

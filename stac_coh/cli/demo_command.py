@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stac_coh.cli._process_options import ProcessingChoices
+from stac_coh.cli._run_ui import RunSummary
 from stac_coh.cli._search_options import SearchOptions
 from stac_coh.cli.run_commands import run_manifest
 from stac_coh.cli.search_command import pairs_table
@@ -153,7 +154,7 @@ def _processing(
 
 
 def _print_accuracy(
-    summary: object, catalog_dir: Path, truth: dict[int, Path], console: Console
+    summary: RunSummary, catalog_dir: Path, truth: dict[int, Path], console: Console
 ) -> None:
     """RMSE of each published map against the simulator's true coherence."""
     from stac_coh.publish.collection import asset_key
@@ -163,7 +164,7 @@ def _print_accuracy(
     table = Table(title="Accuracy against the simulated TRUE coherence (bundled weights)")
     for name in ("pair", "pixels", "RMSE", "MAE", "bias"):
         table.add_column(name, justify="left" if name == "pair" else "right")
-    for outcome in summary.outcomes:  # type: ignore[attr-defined]
+    for outcome in summary.outcomes:
         if not outcome.ok:
             continue
         cog = catalog_dir / asset_key("sentinel-1-coherence", outcome.pair_id, "coherence")

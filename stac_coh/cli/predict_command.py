@@ -15,6 +15,7 @@ from stac_coh.constants import (
     DEFAULT_REFERENCE_BLOCK,
     DEFAULT_TILE,
     DEVICES,
+    DTYPES,
     ESTIMATORS,
     MODES,
     PRECISIONS,
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-DTYPES = ("uint8", "float32")
 CUDA_FAST_BATCH = 4
 """Tiles per batch in fast mode on a GPU (a CPU gains nothing from batching big tiles)."""
 

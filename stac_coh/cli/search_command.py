@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from stac_coh.cli._search_options import SEARCH_EXAMPLES, SearchOptions, search_options
@@ -86,7 +86,7 @@ def search_command(
 def pairs_table(manifest: Manifest) -> Table:
     """One row per work unit (pair x tile) of ``manifest``."""
     table = Table(title=f"{len(manifest.pairs)} work units in {manifest.source.collection}")
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("#", "right"),
         ("reference", "left"),
         ("secondary", "left"),
@@ -95,8 +95,9 @@ def pairs_table(manifest: Manifest) -> Table:
         ("baseline", "right"),
         ("coverage", "right"),
         ("tile", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
     for i, pair in enumerate(manifest.pairs):
         table.add_row(
             str(i),

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from stac_coh.grid import Transform, as_transform
+
 __all__ = ["PairRecord", "pair_record", "resolve_href"]
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class PairRecord:
     """``VV``, ``VH``..."""
     crs: str
     """``EPSG:32633`` (or WKT for CRSs without a code)."""
-    transform: tuple[float, float, float, float, float, float]
+    transform: Transform
     """Affine coefficients (a, b, c, d, e, f) of the coherence grid."""
     width: int
     """Columns."""
@@ -82,7 +84,7 @@ def pair_record(item: Mapping[str, Any], item_href: str) -> PairRecord | None:
             float(baseline) if baseline is not None else (end - start).total_seconds() / 86400
         )
         crs = _crs(props)
-        transform = tuple(float(v) for v in props["proj:transform"][:6])
+        transform = as_transform(props["proj:transform"])
         height, width = (int(v) for v in props["proj:shape"][:2])
         pols = props.get("sar:polarizations") or ["VV"]
     except (KeyError, TypeError, ValueError) as exc:
@@ -98,7 +100,7 @@ def pair_record(item: Mapping[str, Any], item_href: str) -> PairRecord | None:
         baseline_days=baseline,
         polarization=str(pols[0]).upper(),
         crs=crs,
-        transform=transform,  # type: ignore[arg-type]
+        transform=transform,
         width=width,
         height=height,
         coherence_href=resolve_href(str(asset["href"]), item_href),

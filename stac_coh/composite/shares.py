@@ -18,6 +18,7 @@ from stac_coh.composite.periods import Period
 from stac_coh.composite.run import CompositePlan, CompositeRequest, CompositeUnit
 from stac_coh.composite.tiles import Lattice, TileStack
 from stac_coh.errors import InputError
+from stac_coh.grid import as_transform
 
 __all__ = ["SHARE_FORMAT", "TileShare", "read_share", "tile_shares"]
 
@@ -188,7 +189,7 @@ def _pair_from(d: dict[str, Any]) -> PairRecord:
         baseline_days=float(d["baseline_days"]),
         polarization=d["polarization"],
         crs=d["crs"],
-        transform=tuple(float(v) for v in d["transform"]),  # type: ignore[arg-type]
+        transform=as_transform(d["transform"]),
         width=int(d["shape"][1]),
         height=int(d["shape"][0]),
         coherence_href=d["coherence_href"],

@@ -40,7 +40,7 @@ from stac_coh.composite.decay import MIN_BASELINES, fit_decay
 from stac_coh.composite.layers import LayerSpec, LayerWriter, decay_layers, layers_for
 from stac_coh.composite.pairs import PairRecord
 from stac_coh.composite.tiles import TileStack
-from stac_coh.errors import RasterReadError
+from stac_coh.errors import InputError, RasterReadError
 from stac_coh.io.gdal_env import gdal_env
 
 __all__ = [
@@ -50,14 +50,24 @@ __all__ = [
     "HistogramMedian",
     "RunningMean",
     "SortedMedian",
+    "as_stat",
     "composite_tile",
 ]
 
 log = logging.getLogger(__name__)
 
 Stat = Literal["median", "mean"]
-STATISTICS: tuple[str, ...] = ("median", "mean")
+STATISTICS: tuple[Stat, ...] = ("median", "mean")
 """What ``--stat`` accepts."""
+
+
+def as_stat(value: str) -> Stat:
+    """``--stat``'s value as a :data:`Stat`, or an input error naming what it accepts."""
+    for stat in STATISTICS:
+        if stat == value:
+            return stat
+    raise InputError(f"--stat {value!r}: use {' or '.join(STATISTICS)}.")
+
 
 LEVELS = 251
 """Coherence levels of the uint8 product (0..250 x 0.004)."""

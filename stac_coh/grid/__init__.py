@@ -6,7 +6,7 @@ into work units: MGRS 100 km squares, each in its own UTM zone (UPS near the pol
 with pixels on one lattice per zone, so every pair over a tile stacks in time.
 """
 
-from stac_coh.grid.output import OutputGrid, PairReader
+from stac_coh.grid.output import OutputGrid, PairReader, Transform, as_transform
 from stac_coh.grid.tiles import (
     TILE_SIZE_M,
     CRSTileGrid,
@@ -26,5 +26,7 @@ __all__ = [
     "Tile",
     "TileGrid",
     "TilePiece",
+    "Transform",
+    "as_transform",
     "tile_grid_for",
 ]

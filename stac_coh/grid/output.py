@@ -14,7 +14,16 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from rasterio.crs import CRS
 
-__all__ = ["OutputGrid", "PairReader"]
+__all__ = ["OutputGrid", "PairReader", "Transform", "as_transform"]
+
+Transform = tuple[float, float, float, float, float, float]
+"""Affine coefficients (a, b, c, d, e, f) as rasterio/GDAL order them."""
+
+
+def as_transform(values: Any) -> Transform:
+    """The first six coefficients of an ``Affine`` or a sequence, as floats."""
+    a, b, c, d, e, f = (float(v) for v in tuple(values)[:6])
+    return (a, b, c, d, e, f)
 
 
 @dataclass(frozen=True)
@@ -23,7 +32,7 @@ class OutputGrid:
 
     crs: str
     """CRS as an authority string, e.g. ``EPSG:32643`` (UTM) or WKT if it has none."""
-    transform: tuple[float, float, float, float, float, float]
+    transform: Transform
     """Affine coefficients (a, b, c, d, e, f) as rasterio/GDAL order them."""
     width: int
     """Columns."""
@@ -69,8 +78,7 @@ class OutputGrid:
         crs = geobox.crs
         epsg = crs.epsg if crs is not None else None
         text = f"EPSG:{epsg}" if epsg else str(crs.to_wkt() if crs is not None else "")
-        transform = tuple(float(v) for v in tuple(geobox.affine)[:6])
-        return cls(text, transform, int(geobox.width), int(geobox.height))  # type: ignore[arg-type]
+        return cls(text, as_transform(geobox.affine), int(geobox.width), int(geobox.height))
 
     @classmethod
     def from_bounds(
@@ -82,9 +90,8 @@ class OutputGrid:
         one CRS and resolution shares one pixel lattice.
         """
         geobox = GeoBox.from_bbox(bounds, crs, resolution=resolution, tol=1e-9)
-        transform = tuple(float(v) for v in tuple(geobox.affine)[:6])
         width, height = max(1, int(geobox.width)), max(1, int(geobox.height))
-        return cls(crs, transform, width, height)  # type: ignore[arg-type]
+        return cls(crs, as_transform(geobox.affine), width, height)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest's JSON form."""
@@ -100,8 +107,8 @@ class OutputGrid:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputGrid:
         """Parse the manifest's JSON form (derived keys are ignored)."""
-        t = tuple(float(v) for v in data["transform"][:6])
-        return cls(str(data["crs"]), t, int(data["width"]), int(data["height"]))  # type: ignore[arg-type]
+        t = as_transform(data["transform"])
+        return cls(str(data["crs"]), t, int(data["width"]), int(data["height"]))
 
 
 @runtime_checkable

@@ -154,6 +154,7 @@ class NetworkPredictor:
             prepared = ViewEnsemble(prepared, card.uncertainty)
         prepared = prepared.to(self.device)
         if channels_last:
+            # Module.to(memory_format=...) works but is missing from torch's overloads
             prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = prepared
         self._heads_finite = True

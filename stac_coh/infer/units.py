@@ -139,10 +139,9 @@ def _run_fast(
     def flush() -> Iterator[tuple[TileWindow, np.ndarray]]:
         with times.measure("network"):
             prepared = [p for _t, (_i, p) in pending if p is not None]
-            if len(prepared) == len(pending):
+            if len(prepared) == len(pending) and isinstance(predictor, PreparingPredictor):
                 height, width = pending[0][0].read_shape
-                run = predictor.predict_prepared  # type: ignore[attr-defined]
-                predicted = run(np.stack(prepared), height, width)
+                predicted = predictor.predict_prepared(np.stack(prepared), height, width)
             else:
                 predicted = predictor(np.stack([i for _t, (i, _p) in pending]))
         for (tile, (inputs, _p)), values in zip(pending, predicted, strict=True):
@@ -220,6 +219,7 @@ def iter_predictions(
     if units and isinstance(units[0], PatchBlock):
         size = batch_size or t.batch_size
         blocks = prefetch(units, read, depth=1, gdal_options=options, times=times)
+        # plan_units returns PatchBlocks or TileWindows, never a mix: checking the first suffices
         yield from _run_reference(blocks, predictor, size, t.kaiser_beta, times)  # type: ignore[arg-type]
         return
     size = batch_size or 1
@@ -233,6 +233,7 @@ def iter_predictions(
             return inputs, prepare(inputs)
 
     # Equal read shapes together, so batches fill; output windows can land in any order.
+    # (TileWindows only: see above.)
     tiles: list[TileWindow] = sorted(units, key=lambda u: u.read_shape)  # type: ignore[arg-type]
     data = prefetch(tiles, read_ahead, depth=2 * size, gdal_options=options, times=times)
     yield from _run_fast(data, predictor, size, times)

@@ -48,6 +48,7 @@ class _TimeoutAdapter(HTTPAdapter):
         self._timeout = timeout
         super().__init__(**kwargs)
 
+    # requests' stubs spell out send's keyword arguments; passing them through is the point
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """Send with the default timeout when none was given."""
         if kwargs.get("timeout") is None:
@@ -58,6 +59,7 @@ class _TimeoutAdapter(HTTPAdapter):
 class FailFastRetry(Retry):
     """urllib3's ``Retry``, except that a host name that does not resolve is not retried."""
 
+    # urllib3 types the result as Self; a Retry is what its callers use
     def increment(  # type: ignore[override]
         self,
         method: str | None = None,

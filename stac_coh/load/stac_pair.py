@@ -40,7 +40,14 @@ from stac_coh.load.grd.reader import open_grd_pair_reader
 from stac_coh.search.manifest import Manifest, Pair, SourceSpec
 from stac_coh.search.profiles import asset_key, is_radar_geometry, make_signer, read_gdal_options
 
-__all__ = ["LOADERS", "READERS", "LoaderName", "StacPairReader", "open_pair_reader"]
+__all__ = [
+    "LOADERS",
+    "READERS",
+    "LoaderName",
+    "StacPairReader",
+    "as_loader_name",
+    "open_pair_reader",
+]
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +280,16 @@ def _with_proj_epsg(item: Item) -> Item:
     return {**item, "properties": {**props, "proj:epsg": int(code.split(":", 1)[1])}}
 
 
-LOADERS: dict[str, WindowLoader] = {"odc": _odc_window, "stackstac": _stackstac_window}
+LOADERS: dict[LoaderName, WindowLoader] = {"odc": _odc_window, "stackstac": _stackstac_window}
 """Window loaders by ``--loader`` name."""
+
+
+def as_loader_name(value: str) -> LoaderName:
+    """``--loader``'s value as a :data:`LoaderName`, or an input error naming the loaders."""
+    for name in LOADERS:
+        if name == value:
+            return name
+    raise InputError(f"--loader {value!r} is unknown; use one of {', '.join(LOADERS)}.")
 
 
 # --------------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ class InferenceResUNet(nn.Module):
     def __init__(self, model: ResUNet) -> None:
         super().__init__()
         source = copy.deepcopy(model).float().eval()
+        # the source's ModuleLists are typed as holding Modules; they hold ResidualBlocks
+        # and UpConvs (ResUNet.__init__)
         self.encoders = nn.ModuleList(
             _FoldedBlock(b, fp32_input=i == 0)  # type: ignore[arg-type]
             for i, b in enumerate(source.encoders)

@@ -288,14 +288,14 @@ def _preprocessing(reader: _Reader, prep: Mapping[str, Any], where: str) -> Prep
 def _channel_order(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return Preprocessing().channel_order
-    names = [str(v).strip().lower() for v in value] if isinstance(value, list) else None
-    mapped = [_CHANNELS.get(n) for n in names or []]
-    if names is None or None in mapped or sorted(mapped) != ["t1", "t2"]:  # type: ignore[type-var]
+    names = [str(v).strip().lower() for v in value] if isinstance(value, list) else []
+    mapped = [_CHANNELS[n] for n in names if n in _CHANNELS]
+    if len(mapped) != len(names) or sorted(mapped) != ["t1", "t2"]:
         raise WeightsError(
             f"{where}: preprocessing.channel_order {value!r} must name the two images once "
             "each: t1 (or primary, the earlier) and t2 (or secondary, the later)."
         )
-    return tuple(m for m in mapped if m)
+    return tuple(mapped)
 
 
 def _scale(value: Any, known: set[str], ours: str, where: str, key: str, meaning: str) -> str:

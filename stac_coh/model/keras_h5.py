@@ -382,13 +382,16 @@ def _copy(module: nn.Module, kind: Kind, got: KerasLayer) -> None:
     if kind == "conv":
         assert isinstance(module, nn.Conv2d)
         module.weight.copy_(arrays["kernel"].permute(3, 2, 0, 1))
-        module.bias.copy_(arrays["bias"])  # type: ignore[union-attr]
+        assert module.bias is not None  # every conv of the ResUNet has a bias
+        module.bias.copy_(arrays["bias"])
         return
     assert isinstance(module, nn.BatchNorm2d)
     module.weight.copy_(arrays["gamma"])
     module.bias.copy_(arrays["beta"])
-    module.running_mean.copy_(arrays["moving_mean"])  # type: ignore[union-attr]
-    module.running_var.copy_(arrays["moving_variance"])  # type: ignore[union-attr]
+    # built with track_running_stats (the default), so the buffers exist
+    assert module.running_mean is not None and module.running_var is not None
+    module.running_mean.copy_(arrays["moving_mean"])
+    module.running_var.copy_(arrays["moving_variance"])
 
 
 def _file_sha256(path: str | PathLike[str]) -> str:

@@ -131,6 +131,7 @@ class ResUNet(nn.Module):
 
     def residual_blocks(self) -> Iterator[ResidualBlock]:
         """Yield the nine residual blocks in Keras creation order (block index b = 0..8)."""
+        # nn.ModuleList is typed as holding Modules; __init__ filled these with ResidualBlocks
         yield from self.encoders  # type: ignore[misc]
         yield self.bottleneck
         yield from self.decoders  # type: ignore[misc]

@@ -22,7 +22,7 @@ from stac_coh.infer.engine import PredictionSummary, predict_to_cogs
 from stac_coh.infer.predictors import LoadedPredictor
 from stac_coh.io.faults import classify
 from stac_coh.io.storage import Store
-from stac_coh.load.stac_pair import open_pair_reader
+from stac_coh.load.stac_pair import LoaderName, open_pair_reader
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID, item_key
 from stac_coh.publish.pair import publish_pair
 from stac_coh.publish.render import VisualSink
@@ -60,16 +60,12 @@ class ProcessOptions:
     """Stored coherence type: ``uint8`` (scale 0.004) or ``float32``."""
     uncertainty: bool = True
     """Also publish the uncertainty asset."""
-    loader: str = "odc"
+    loader: LoaderName = "odc"
     """``odc`` (odc-stac) or ``stackstac``."""
     overwrite: bool = False
     """Re-process pairs that are already published."""
     collection_id: str = DEFAULT_COLLECTION_ID
     """Collection to publish into."""
-    update_collection: bool = False
-    """Fold each item into the collection at once (runs leave it to ``finish_run``)."""
-    weights_url: str | None = None
-    """Public location of the weights, for the published model (MLM) item."""
 
 
 @dataclass(frozen=True)
@@ -209,8 +205,7 @@ class PairProcessor:
                 manifest_items=self.manifest.items,
                 collection_id=opts.collection_id,
                 overwrite=opts.overwrite,
-                weights_url=opts.weights_url,
-                update_collection=opts.update_collection,
+                update_collection=False,  # built once per run, by finish_run
                 prediction=summary,
                 extra_properties=summary.domain.properties() if summary.domain else None,
             )
@@ -232,7 +227,7 @@ class PairProcessor:
             pair,
             self.manifest,
             self.manifest.source,
-            loader=opts.loader,  # type: ignore[arg-type]
+            loader=opts.loader,
             gdal_options=self.gdal_options,
         )
         try:

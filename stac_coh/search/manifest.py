@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stac_coh.grid import OutputGrid
+from stac_coh.grid import OutputGrid, as_transform
 from stac_coh.search.manifest_models import (
     MANIFEST_V1,
     MANIFEST_V2,
@@ -313,7 +313,7 @@ def _pair(model: PairModel) -> Pair:
         polarization=model.polarization,
         baseline_days=model.baseline_days,
         aoi=model.aoi,
-        grid=OutputGrid(g.crs, tuple(g.transform[:6]), g.width, g.height),  # type: ignore[arg-type]
+        grid=OutputGrid(g.crs, as_transform(g.transform), g.width, g.height),
         coverage=model.coverage,
         tile=model.tile,
     )

@@ -295,7 +295,7 @@ def _float(parent: ET.Element, tag: str, source: str) -> float:
     """A child element's text as a float; a clear error when missing or malformed."""
     text = parent.findtext(tag)
     try:
-        return float(text)  # type: ignore[arg-type]
+        return float(text)  # type: ignore[arg-type]  # None raises TypeError, caught below
     except (TypeError, ValueError):
         raise AnnotationError(f"{source}: <{tag}> is missing or not a number.") from None
 

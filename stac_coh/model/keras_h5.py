@@ -44,6 +44,7 @@ __all__ = [
     "KerasLayer",
     "empty_resunet",
     "expected_layers",
+    "file_sha256",
     "load_keras_h5",
     "read_keras_h5",
 ]
@@ -295,7 +296,7 @@ def load_keras_h5(path: str | PathLike[str]) -> tuple[ResUNet, KerasImport]:
         for want, got in pairs(keras_file, expected):
             _check_shapes(keras_file.path, want, got)
             _copy(model.get_submodule(want.module), want.kind, got)
-    info = KerasImport(keras_file.layout, "name" if by_name else "order", _file_sha256(path))
+    info = KerasImport(keras_file.layout, "name" if by_name else "order", file_sha256(path))
     return model.eval(), info
 
 
@@ -388,16 +389,12 @@ def _copy(module: nn.Module, kind: Kind, got: KerasLayer) -> None:
     assert isinstance(module, nn.BatchNorm2d)
     module.weight.copy_(arrays["gamma"])
     module.bias.copy_(arrays["beta"])
-    # built with track_running_stats (the default), so the buffers exist
-    assert module.running_mean is not None and module.running_var is not None
+    assert module.running_mean is not None and module.running_var is not None  # tracked
     module.running_mean.copy_(arrays["moving_mean"])
     module.running_var.copy_(arrays["moving_variance"])
 
 
-def _file_sha256(path: str | PathLike[str]) -> str:
-    """Checksum of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
+def file_sha256(path: str | PathLike[str]) -> str:
+    """Checksum of a file's bytes (weight files and what came with them)."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

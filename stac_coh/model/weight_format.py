@@ -36,7 +36,7 @@ from safetensors.torch import save_file
 from stac_coh.constants import CARD_SUFFIX
 from stac_coh.errors import InputError, WeightsError
 from stac_coh.model.card import Architecture, ModelCard, Provenance
-from stac_coh.model.keras_h5 import empty_resunet
+from stac_coh.model.keras_h5 import empty_resunet, file_sha256
 from stac_coh.model.resunet import ResUNet
 
 __all__ = [
@@ -215,12 +215,3 @@ def _fill(model: ResUNet, tensors: Mapping[str, torch.Tensor], path: Path) -> No
                     f"expected {tuple(target.shape)} (floating point)."
                 )
             target.copy_(tensor.to(torch.float32))
-
-
-def file_sha256(path: str | PathLike[str]) -> str:
-    """Checksum of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from stac_coh.errors import InputError
-from stac_coh.science.datasets import DatasetEntry, write_index
-from stac_coh.science.sim import SceneSpec, random_shift, simulate_scene
-from stac_coh.science.sim_files import write_scene
+from stac_coh.science.sim import SceneSpec, random_shift
+from stac_coh.science.sim_files import write_scenes
 from stac_coh.science.speckle import SpeckleModel, speckle_for_looks
 
 __all__ = ["Randomization", "describe_spec", "draw_spec", "simulate_randomized"]
@@ -165,35 +164,16 @@ def simulate_randomized(
     """Write randomised scenes (seeds ``seed..``) like ``simulate_dataset``, records included."""
     if scenes < 1 or size < 16:
         raise InputError(f"need at least 1 scene of at least 16 px, got {scenes} x {size}.")
-    out = Path(outdir)
-    entries = []
-    for k in range(scenes):
-        scene_seed = seed + k
-        spec = draw_spec(scene_seed, size, randomization)
-        written = write_scene(simulate_scene(scene_seed, spec), out, f"scene_{scene_seed:05d}")
-        entries.append(
-            DatasetEntry(
-                id=written["id"],
-                t1=written["t1"],
-                t2=written["t2"],
-                labels={"coherence": written["coherence"], "boxcar": written["boxcar"]},
-                landcover=written["landcover"],
-                extra={
-                    "seed": scene_seed,
-                    "misregistration": written["misregistration"],
-                    "domain": describe_spec(spec),
-                },
-            )
-        )
-        if on_scene is not None:
-            on_scene(k)
-    return write_index(
-        out,
-        entries,
+    return write_scenes(
+        outdir,
+        range(seed, seed + scenes),
+        lambda scene_seed: draw_spec(scene_seed, size, randomization),
         description=(
             f"stac-coh domain-randomised simulated pairs: {scenes} scenes of {size}x{size} px, "
             f"seeds {seed}..{seed + scenes - 1}."
         ),
+        extra_for=lambda spec: {"domain": describe_spec(spec)},
+        on_scene=on_scene,
     )
 
 

@@ -16,7 +16,7 @@ from stac_coh.errors import InputError
 from stac_coh.science.datasets import DatasetEntry, write_geotiff, write_index
 from stac_coh.science.sim import SceneSpec, SimulatedScene, random_shift, simulate_scene
 
-__all__ = ["simulate_dataset", "write_scene"]
+__all__ = ["simulate_dataset", "write_scene", "write_scenes"]
 
 
 def simulate_dataset(
@@ -37,34 +37,56 @@ def simulate_dataset(
     """
     if scenes < 1 or size < 16:
         raise InputError(f"need at least 1 scene of at least 16 px, got {scenes} x {size}.")
-    out = Path(outdir)
-    entries = []
-    for k in range(scenes):
-        scene_seed = seed + k
+
+    def spec_for(scene_seed: int) -> SceneSpec:
         shift = random_shift(np.random.default_rng([scene_seed, 1]), misregistration)
-        spec = SceneSpec(size=size, misregistration=shift, nodata_border=nodata_border)
-        scene = simulate_scene(scene_seed, spec)
-        entries.append(write_scene(scene, out, f"scene_{scene_seed:05d}"))
-        if on_scene is not None:
-            on_scene(k)
-    return write_index(
-        out,
-        [
-            DatasetEntry(
-                id=e["id"],
-                t1=e["t1"],
-                t2=e["t2"],
-                labels={"coherence": e["coherence"], "boxcar": e["boxcar"]},
-                landcover=e["landcover"],
-                extra={"seed": e["seed"], "misregistration": e["misregistration"]},
-            )
-            for e in entries
-        ],
+        return SceneSpec(size=size, misregistration=shift, nodata_border=nodata_border)
+
+    return write_scenes(
+        outdir,
+        range(seed, seed + scenes),
+        spec_for,
         description=(
             f"stac-coh simulated Sentinel-1-like pairs: {scenes} scenes of {size}x{size} px, "
             f"seeds {seed}..{seed + scenes - 1}, misregistration up to {misregistration} px."
         ),
+        on_scene=on_scene,
     )
+
+
+def write_scenes(
+    outdir: str | Path,
+    seeds: range,
+    spec_for: Callable[[int], SceneSpec],
+    *,
+    description: str,
+    extra_for: Callable[[SceneSpec], dict[str, Any]] | None = None,
+    on_scene: Callable[[int], None] | None = None,
+) -> Path:
+    """Simulate one scene per seed with ``spec_for(seed)``, write it, then the index.
+
+    Each index entry records the seed, the drawn shift and ``extra_for(spec)``;
+    ``on_scene(k)`` is called after the k-th scene.
+    """
+    out = Path(outdir)
+    entries = []
+    for k, scene_seed in enumerate(seeds):
+        spec = spec_for(scene_seed)
+        written = write_scene(simulate_scene(scene_seed, spec), out, f"scene_{scene_seed:05d}")
+        extra = {"seed": scene_seed, "misregistration": written["misregistration"]}
+        entries.append(
+            DatasetEntry(
+                id=written["id"],
+                t1=written["t1"],
+                t2=written["t2"],
+                labels={"coherence": written["coherence"], "boxcar": written["boxcar"]},
+                landcover=written["landcover"],
+                extra={**extra, **(extra_for(spec) if extra_for else {})},
+            )
+        )
+        if on_scene is not None:
+            on_scene(k)
+    return write_index(out, entries, description=description)
 
 
 def write_scene(scene: SimulatedScene, outdir: Path, name: str) -> dict[str, Any]:

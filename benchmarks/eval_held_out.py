@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ TEST_SEED = 20_000  # setting i uses TEST_SEED + 1000 i; training used seeds 0..
 # 10 scenes of 224 px per set (~500,000 pixels), 3 of them decoupled (see Randomization).
 CALIBRATION_SEED = 30_000
 SIEGERT_WINDOWS = (5, 7, 9, 11, 15)
+COMPONENT_FIELDS = tuple(f.name for f in fields(Components))
 
 
 def parse_args() -> argparse.Namespace:
@@ -121,12 +122,16 @@ def calibrated(path: str, calibration: Path, views: int) -> tuple:
 
 
 def evaluate(model, card, sim: Path, views: int) -> tuple[dict, Components]:
-    """Metrics of recalibrated weights on a test set, also split by scene kind."""
-    entries = read_dataset(sim)
-    comp = collect_components(model, card, entries, views=views, seed=2)
+    """Metrics of recalibrated weights on a test set, pooled and by scene kind."""
+    parts = {
+        kind: collect_components(model, card, subset, views=views, seed=2)
+        for kind, subset in scene_kinds(read_dataset(sim)).items()
+    }
+    comp = Components(
+        *(np.concatenate([getattr(c, f) for c in parts.values()]) for f in COMPONENT_FIELDS)
+    )
     result = metrics(comp, comp.sigma(card.uncertainty))
-    for kind, subset in scene_kinds(entries).items():
-        part = collect_components(model, card, subset, views=views, seed=2)
+    for kind, part in parts.items():
         result[kind] = {
             k: v for k, v in metrics(part, part.sigma(card.uncertainty)).items() if k != "bins"
         }
@@ -296,10 +301,7 @@ def main() -> None:
         print(name, json.dumps(summary["settings"][name]))
     if pooled:
         comp = Components(
-            *(
-                np.concatenate([getattr(c, f) for c, _ in pooled])
-                for f in ("truth", "mean", "head_var", "spread_var")
-            )
+            *(np.concatenate([getattr(c, f) for c, _ in pooled]) for f in COMPONENT_FIELDS)
         )
         summary["pooled_held_out"] = metrics(comp, np.concatenate([s for _, s in pooled]))
         (args.out / "table.md").write_text(table(summary))

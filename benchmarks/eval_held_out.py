@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -45,7 +46,6 @@ TEST_SEED = 20_000  # setting i uses TEST_SEED + 1000 i; training used seeds 0..
 # 10 scenes of 224 px per set (~500,000 pixels), 3 of them decoupled (see Randomization).
 CALIBRATION_SEED = 30_000
 SIEGERT_WINDOWS = (5, 7, 9, 11, 15)
-COMPONENT_FIELDS = tuple(f.name for f in fields(Components))
 
 
 def parse_args() -> argparse.Namespace:
@@ -127,15 +127,21 @@ def evaluate(model, card, sim: Path, views: int) -> tuple[dict, Components]:
         kind: collect_components(model, card, subset, views=views, seed=2)
         for kind, subset in scene_kinds(read_dataset(sim)).items()
     }
-    comp = Components(
-        *(np.concatenate([getattr(c, f) for c in parts.values()]) for f in COMPONENT_FIELDS)
-    )
+    comp = joined(parts.values())
     result = metrics(comp, comp.sigma(card.uncertainty))
     for kind, part in parts.items():
         result[kind] = {
             k: v for k, v in metrics(part, part.sigma(card.uncertainty)).items() if k != "bins"
         }
     return result, comp
+
+
+def joined(parts: Iterable[Components]) -> Components:
+    """One sample of several, in order."""
+    parts = list(parts)
+    return Components(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Components))
+    )
 
 
 def scene_kinds(entries: list) -> dict[str, list]:
@@ -300,9 +306,7 @@ def main() -> None:
         }
         print(name, json.dumps(summary["settings"][name]))
     if pooled:
-        comp = Components(
-            *(np.concatenate([getattr(c, f) for c, _ in pooled]) for f in COMPONENT_FIELDS)
-        )
+        comp = joined(c for c, _ in pooled)
         summary["pooled_held_out"] = metrics(comp, np.concatenate([s for _, s in pooled]))
         (args.out / "table.md").write_text(table(summary))
     summary["seconds"] = time.time() - started

@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stac_coh.model.weights import BUNDLED_WEIGHTS_DIR
+from stac_coh.model.weight_sources import bundled_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = BUNDLED_WEIGHTS_DIR / "stac-coh-sim-demo.safetensors"
+BUNDLED = bundled_weights()
 
 
 def _held_out_run(runs: Path, name: str, exclude: str) -> None:

@@ -1,6 +1,6 @@
 """Export a training run as the bundled demo weights: float16, recalibrated, with a card.
 
-The bundled weights (issue 16) were made by these steps (2-core shared CPU, torch 2.13.0)::
+The bundled weights (issue 16) were made in two stages (2-core CPU, torch 2.13.0)::
 
     stac-coh simulate runs/sim-rand --randomize --scenes 240 --size 384 --seed 0
     stac-coh train runs/sim-rand --out runs/main --input-mode wide-masked \
@@ -8,15 +8,24 @@ The bundled weights (issue 16) were made by these steps (2-core shared CPU, torc
         --augment-nodata 0.3 --init runs/init-round1.safetensors --lr 3e-4 \
         --steps 3000 --patch 64 --batch 8 --seed 0 --threads 1 --val-every 250 \
         --checkpoint-every 100 --resume          # resumable; ran across interruptions
-    .venv/bin/python scripts/make_bundled_weights.py --run runs/main
+    stac-coh simulate runs/sim-rand-480 --randomize --scenes 480 --size 384 --seed 0
+    stac-coh train runs/sim-rand-480 --out runs/stage2/main --input-mode wide-masked \
+        --augment-gain-db 6 --augment-relative-db 1.5 --augment-ramp-db 2 \
+        --augment-nodata 0.3 --init runs/main/model.safetensors --lr 1e-4 --warmup 50 \
+        --steps 1500 --patch 64 --batch 8 --seed 1 --threads 1 --val-every 250 \
+        --checkpoint-every 100 --resume
+    .venv/bin/python scripts/make_bundled_weights.py --run runs/stage2/main
 
 ``runs/init-round1.safetensors`` is the first round's bundled file (git show
-fc14cfb:stac_coh/data/weights/stac-coh-sim-demo.safetensors). This script rounds the
-best checkpoint to float16, recalibrates its uncertainty (``--views`` test-time views,
-default 1: two views cost 2x and gained about 1 % in likelihood here) on the
+fc14cfb:stac_coh/data/weights/stac-coh-sim-demo.safetensors); the second stage starts
+from the first stage's best checkpoint (``runs/main/model.safetensors``) and trains on
+twice the scenes (seeds 0-479: the first 240 are the first stage's). This script rounds
+the run's best checkpoint to float16, recalibrates its uncertainty (``--views`` test-time
+views, default 1: two views cost 2x and gained about 1 % in likelihood here) on the
 calibration setting (``terrain`` scenes, seeds 30000-30009, 224 px, with gains), measures
 the training domain over the training scenes with the input-domain guard's estimator
-(widened by the gain augmentation), and writes the weights and card.
+(widened by the gain augmentation), and writes the weights and card; the card's command
+lists every stage, found by following each run's ``--init`` back to a file no run wrote.
 """
 
 from __future__ import annotations
@@ -49,14 +58,36 @@ NOTES = (
 )
 TRAINED_ON = (
     "{scenes} domain-randomised simulated Sentinel-1-like VV pairs (384x384 px, 10 m; seeds "
-    "0-239): looks 1.5-8 (Gaussian, sinc and independent impulse responses, 1.5-3 samples "
+    "0-{last}): looks 1.5-8 (Gaussian, sinc and independent impulse responses, 1.5-3 samples "
     "per resolution cell, correlated pixels or not), misregistration 0-0.5 px (40 % "
     "unshifted), baselines 6-48 days, coherence decoupled from brightness in 30 %, varied "
     "texture, per-date nodata edges up to 40 px apart, 'parcels' and 'fields' landscapes; "
     "patches augmented with +-6 dB common gain, +-1.5 dB relative gain, +-2 dB ramps and "
     "one-date nodata. Label: TRUE coherence of the simulation. Fine-tuned from the "
-    "round-1 weights (one speckle regime)."
+    "round-1 weights (one speckle regime) in {stages} stage(s): {steps}."
 )
+
+
+def train_command(config: dict) -> str:
+    """The ``stac-coh train`` command line a run's ``config.json`` records."""
+    return (
+        f"stac-coh train {config['data']} --out {config['out']} --input-mode "
+        f"{config['input_mode']} --augment-gain-db {config['augment_gain_db']} "
+        f"--augment-relative-db {config['augment_relative_db']} --augment-ramp-db "
+        f"{config['augment_ramp_db']} --augment-nodata {config['augment_nodata']} --init "
+        f"{config['init']} --lr {config['lr']} --warmup {config['warmup']} --steps "
+        f"{config['steps']} --patch {config['patch']} --batch {config['batch']} --seed "
+        f"{config['seed']} --threads 1 --val-every {config['val_every']} --checkpoint-every "
+        f"{config['checkpoint_every']} --resume"
+    )
+
+
+def stages(run: Path) -> list[dict]:
+    """The configs of every run that led to ``run``, first stage first."""
+    chain = [json.loads((run / "config.json").read_text())]
+    while chain[0].get("init") and (Path(chain[0]["init"]).parent / "config.json").exists():
+        chain.insert(0, json.loads((Path(chain[0]["init"]).parent / "config.json").read_text()))
+    return chain
 
 
 def main() -> None:
@@ -112,19 +143,22 @@ def main() -> None:
             "input-domain guard's own estimates over the training scenes (2-98 % for looks)."
         ),
     )
-    train_cmd = (
-        f"stac-coh train {config['data']} --out {config['out']} --input-mode "
-        f"{config['input_mode']} --augment-gain-db {config['augment_gain_db']} "
-        f"--augment-relative-db {config['augment_relative_db']} --augment-ramp-db "
-        f"{config['augment_ramp_db']} --augment-nodata {config['augment_nodata']} --init "
-        f"{config['init']} --lr {config['lr']} --steps {config['steps']} --patch "
-        f"{config['patch']} --batch {config['batch']} --seed {config['seed']} --threads 1 "
-        f"--val-every {config['val_every']} --checkpoint-every {config['checkpoint_every']} "
-        "--resume"
+    chain = stages(args.run)
+    commands = []
+    for stage in chain:
+        scenes = len(read_dataset(stage["data"]))
+        commands.append(
+            f"stac-coh simulate {stage['data']} --randomize --scenes {scenes} --size 384 --seed 0"
+        )
+        commands.append(train_command(stage))
+    commands.append(f"python scripts/make_bundled_weights.py --run {config['out']}")
+    steps = "; ".join(
+        f"{c['steps']} steps on {len(read_dataset(c['data']))} scenes at lr {c['lr']:g}"
+        for c in chain
     )
     notes = (
         NOTES.format(views=args.views)
-        + f" Best validation checkpoint: step {step} of {config['steps']}."
+        + f" Best validation checkpoint of the last stage: step {step} of {config['steps']}."
     )
     if args.interim:
         notes = "INTERIM (training still running). " + notes
@@ -134,18 +168,16 @@ def main() -> None:
         training_domain=domain,
         provenance=Provenance(
             source="stac-coh train",
-            trained_on=TRAINED_ON.format(scenes=len(entries)),
+            trained_on=TRAINED_ON.format(
+                scenes=len(entries), last=len(entries) - 1, stages=len(chain), steps=steps
+            ),
             license="Apache-2.0",
             citation=(
                 "Architecture of Sica, Pulella, Schmitt: Beyond Backscatter: InSAR coherence "
                 "from detected SAR images, arXiv 2606.07374 (2026)"
             ),
             notes=notes,
-            command=(
-                "stac-coh simulate runs/sim-rand --randomize --scenes 240 --size 384 --seed 0 "
-                f"&& {train_cmd} && python scripts/make_bundled_weights.py --run "
-                f"{config['out']}  (float16; torch 2.13.0 CPU)"
-            ),
+            command=" && ".join(commands) + "  (float16; torch 2.13.0 CPU)",
         ),
     )
     path = save_weights(model, card, args.out, dtype=torch.float16)

@@ -54,14 +54,21 @@ def test_a_gain_common_to_both_dates_barely_moves_the_mean(bundled, scene, gain_
     assert abs(float(np.nanmean(moved)) - float(np.nanmean(base))) < 0.02
 
 
-def test_nodata_in_one_date_is_not_dark_land(bundled, scene):
-    t2 = scene.t2.copy()
-    t2[:, :30] = np.nan  # a swath edge in the later date only
-    full = predict_array(scene.t1, scene.t2, bundled)[0]
-    cut = predict_array(scene.t1, t2, bundled)[0]
-    assert np.isnan(cut[:, :30]).all()
-    near = (slice(None), slice(30, 38))  # the 8 px next to the edge
-    assert float(np.nanmean(np.abs(cut[near] - full[near]))) < 0.05
+def test_nodata_in_one_date_is_not_dark_land(bundled):
+    # One 96-px scene is a noisy measure (0.04-0.09 across seeds for the same weights), so
+    # four are averaged. On these scenes the round-1 weights, which read nodata as dark
+    # land, move the pixels next to the edge by 0.085 on average; the bundled ones by 0.050.
+    moved = []
+    for seed in (4321, 4322, 4323, 4324):
+        scene = simulate_scene(seed, SceneSpec(size=96, nodata_border=False))
+        t2 = scene.t2.copy()
+        t2[:, :30] = np.nan  # a swath edge in the later date only
+        full = predict_array(scene.t1, scene.t2, bundled)[0]
+        cut = predict_array(scene.t1, t2, bundled)[0]
+        assert np.isnan(cut[:, :30]).all()
+        near = (slice(None), slice(30, 38))  # the 8 px next to the edge
+        moved.append(float(np.nanmean(np.abs(cut[near] - full[near]))))
+    assert np.mean(moved) < 0.065
 
 
 def test_guard_accepts_training_like_pairs_and_flags_single_look(bundled):

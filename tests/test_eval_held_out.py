@@ -3,8 +3,8 @@
 ``benchmarks/eval_held_out.py`` produces the table in ``docs/training.md``; a rerun after
 hours of training must not die on a detail. Here it simulates its own test and
 calibration sets (two scenes of 64 px each), finds a held-out run by its recorded
-``--exclude`` and writes the summary and table. The run's weights are the bundled ones:
-only the plumbing is under test here, not the numbers.
+``--exclude`` and writes the summary and table with its per-scene breakdown. The run's
+weights are the bundled ones: only the plumbing is under test here, not the numbers.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from stac_coh.model.weight_sources import bundled_weights
 
@@ -52,7 +55,19 @@ def test_study_finds_the_run_that_left_a_setting_out_and_splits_by_scene_kind(tm
     assert held["coupled"]["n"] > 0 and held["decoupled"]["n"] > 0
     assert held["coupled"]["n"] + held["decoupled"]["n"] == held["n"]
     assert 0.0 < held["rmse"] < 1.0 and row["siegert"]["window"] > 0
+    # 64-px scenes hold fewer valid pixels than the 20,000 sampled per scene, so the
+    # whole-scene pass sees the same pixels as the pooled metrics
+    scenes = row["scenes"]
+    assert [s["decoupled"] for s in scenes] == [False, True]
+    n = np.array([s["n"] for s in scenes])
+    assert n.sum() == held["n"]
+    mse = np.array([s["rmse"] for s in scenes]) ** 2
+    assert np.sqrt((n * mse).sum() / n.sum()) == pytest.approx(held["rmse"], rel=1e-6)
+    share = summary["scene_bias"]["share_of_squared_error"]
+    bias = np.array([s["bias"] for s in scenes])
+    assert share == pytest.approx((n * bias**2).sum() / (n * mse).sum())
     table = (out / "table.md").read_text()
+    assert f"Per scene (2 held-out scenes, all pixels): RMSE {mse.min() ** 0.5:.3f}" in table
     line = next(x for x in table.splitlines() if x.startswith("| looks-6-8"))
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[1] == "loso-looks-6-8: 7 steps"

@@ -6,7 +6,7 @@ several settings at once, which is stricter than leaving out one). Here each mod
 recalibrated on the calibration setting (the ``terrain`` landscape generator, which no
 model trains on) and then tested on scenes of S only, all carrying calibration gains
 (+-6 dB common, +-1.5 dB relative, +-3 dB ramps). For reference the same scenes are
-predicted by the bundled run (``runs/main``, which saw every setting but ``terrain``), by
+predicted by the bundled weights (``--main``; they saw every setting but ``terrain``), by
 the round-1 weights (one speckle regime, published preprocessing) and by the best
 Siegert window (chosen on the test scenes themselves, which favours it).
 
@@ -34,6 +34,7 @@ import torch
 from stac_coh.infer.estimators import siegert_coherence
 from stac_coh.model.card import ModelCard
 from stac_coh.model.resunet import ResUNet
+from stac_coh.model.weight_sources import bundled_weights
 from stac_coh.model.weights import load_weights
 from stac_coh.science.calibrate import (
     Components,
@@ -57,7 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/eval-held-out"))
     parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--main", default="runs/main/model.safetensors")
+    parser.add_argument("--main", default=str(bundled_weights()))
     parser.add_argument("--round1", default="runs/init-round1.safetensors")
     parser.add_argument("--scenes", type=int, default=10)
     parser.add_argument("--size", type=int, default=224)

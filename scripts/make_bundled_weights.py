@@ -144,17 +144,17 @@ def main() -> None:
         ),
     )
     chain = stages(args.run)
+    scene_counts = [len(read_dataset(stage["data"])) for stage in chain]
     commands = []
-    for stage in chain:
-        scenes = len(read_dataset(stage["data"]))
+    for stage, scenes in zip(chain, scene_counts, strict=True):
         commands.append(
             f"stac-coh simulate {stage['data']} --randomize --scenes {scenes} --size 384 --seed 0"
         )
         commands.append(train_command(stage))
     commands.append(f"python scripts/make_bundled_weights.py --run {config['out']}")
     steps = "; ".join(
-        f"{c['steps']} steps on {len(read_dataset(c['data']))} scenes at lr {c['lr']:g}"
-        for c in chain
+        f"{c['steps']} steps on {n} scenes at lr {c['lr']:g}"
+        for c, n in zip(chain, scene_counts, strict=True)
     )
     notes = (
         NOTES.format(views=args.views)

@@ -21,6 +21,8 @@ from stac_coh.science.settings import (
     calibration_randomization,
     exclude_settings,
     held_out_randomization,
+    only_settings,
+    select_settings,
 )
 from stac_coh.science.sim import SceneSpec, simulate_scene
 from stac_coh.science.speckle import SpeckleModel, detect_pair, speckle_for_looks
@@ -156,3 +158,13 @@ def test_randomized_dataset_records_domains_and_settings_can_be_left_out(tmp_pat
     )
     with pytest.raises(InputError, match="Unknown held-out setting"):
         exclude_settings(entries, ["nope"])
+    many = only_settings(entries, ["looks-6-8"])  # seeds 11-16 draw one such scene
+    without = exclude_settings(entries, ["looks-6-8"])
+    assert len(many) == 1 and many[0].extra["domain"]["speckle"]["enl"] > 6.0
+    assert sorted(e.id for e in many + without) == sorted(e.id for e in entries)
+    assert select_settings(entries, ["looks-6-8"], []) == without
+    assert select_settings(entries, [], ["looks-6-8"]) == many
+    with pytest.raises(InputError, match="No training scene falls in looks-6-8"):
+        select_settings(entries, ["looks-6-8"], ["looks-6-8"])
+    with pytest.raises(InputError, match="simulate more scenes"):
+        only_settings(entries, ["looks-1.5-2.5"])  # none of seeds 11-16 has so few looks

@@ -17,14 +17,13 @@ from stac_coh.errors import InputError
 from stac_coh.model.card import UncertaintyHead
 from stac_coh.model.resunet import ResUNet
 from stac_coh.model.weights import load_weights
-from stac_coh.science.datasets import read_dataset
+from stac_coh.science.datasets import read_dataset, split_entries
 from stac_coh.science.sim_files import simulate_dataset
 from stac_coh.science.train import (
     PatchSampler,
     TrainConfig,
     gaussian_nll,
     predict_image,
-    split_entries,
     train,
 )
 
@@ -254,9 +253,19 @@ def test_held_out_settings_are_left_out_of_training(tmp_path):
     config = tiny_config(
         data, tmp_path / "loso", steps=1, exclude="generator-fields", input_mode="wide-masked"
     )
-    if len(fields) in (0, len(entries)):
-        pytest.skip("the draw has no mix of generators")
+    assert 0 < len(fields) < len(entries), "seed 40 draws both generators"
     result = train(config)
     _, card = load_weights(result.weights)
     assert "without held-out settings generator-fields" in card.provenance.trained_on
     assert card.preprocessing.channel_order == ("t1", "t2", "valid")
+    only = train(replace(config, out=str(tmp_path / "only"), exclude="", only="generator-fields"))
+    _, card = load_weights(only.weights)
+    assert "only the scenes of settings generator-fields" in card.provenance.trained_on
+
+
+def test_only_needs_scenes_with_a_domain_record(tiny_data, tmp_path):
+    args = ["train", str(tiny_data), "--out", str(tmp_path / "o"), "--only", "looks-1.5-2.5"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, InputError)  # exit code 2 through stac_coh.cli.main
+    assert "looks-1.5-2.5" in str(result.exception) and "--randomize" in str(result.exception)
+    assert not (tmp_path / "o" / "model.safetensors").exists()

@@ -179,6 +179,12 @@ def train_command(
     exclude: str = typer.Option(
         "", "--exclude", help="Leave these held-out settings out (comma-separated names)."
     ),
+    only: str = typer.Option(
+        "",
+        "--only",
+        help="Train only on the scenes of these held-out settings (comma-separated names): "
+        "what a network reaches on a setting it knows, to compare a held-out run with.",
+    ),
 ) -> None:
     """Train the ResUNet."""
     import torch
@@ -216,6 +222,7 @@ def train_command(
         augment_ramp_db=augment_ramp_db,
         augment_nodata=augment_nodata,
         exclude=exclude,
+        only=only,
     )
     command = train_command_line(config, threads)
     columns = (

@@ -41,6 +41,7 @@ __all__ = [
     "load_pair",
     "read_dataset",
     "read_raster",
+    "split_entries",
     "write_geotiff",
     "write_index",
 ]
@@ -246,3 +247,19 @@ def write_geotiff(
         if description:
             ds.set_band_description(1, description)
     return path
+
+
+def split_entries(
+    entries: list[DatasetEntry], fraction: float, seed: int
+) -> tuple[list[DatasetEntry], list[DatasetEntry]]:
+    """Train/val scenes: the dataset's own split when given, else a seeded random share."""
+    if any(e.split for e in entries):
+        val = [e for e in entries if e.split == "val"]
+        return [e for e in entries if e.split != "val"], val
+    if fraction <= 0 or len(entries) < 2:
+        return entries, []
+    order = np.random.default_rng([seed, 7]).permutation(len(entries))
+    n_val = max(1, round(fraction * len(entries)))
+    val_ids = {int(i) for i in order[:n_val]}
+    train = [e for i, e in enumerate(entries) if i not in val_ids]
+    return train, [e for i, e in enumerate(entries) if i in val_ids]

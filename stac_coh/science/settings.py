@@ -3,7 +3,9 @@
 Each :class:`HeldOutSetting` names a speckle model, looks range or landscape generator.
 ``stac-coh train --exclude NAME`` drops the training scenes whose recorded domain (the
 ``domain`` record :func:`stac_coh.science.randomize.describe_spec` wrote into the index)
-falls in the setting; :func:`held_out_randomization` draws test scenes that all fall in it.
+falls in the setting, ``--only NAME`` keeps nothing else (a network that knows only that
+setting, to compare a held-out run with); :func:`held_out_randomization` draws test scenes
+that all fall in it.
 ``terrain`` is the calibration setting: no model trains on it, the uncertainty is
 recalibrated on it, and no held-out test uses it.
 """
@@ -25,6 +27,8 @@ __all__ = [
     "calibration_randomization",
     "exclude_settings",
     "held_out_randomization",
+    "only_settings",
+    "select_settings",
 ]
 
 Record = dict[str, Any]
@@ -130,3 +134,31 @@ def exclude_settings(entries: list[DatasetEntry], names: list[str]) -> list[Data
     if not kept:
         raise InputError(f"Excluding {', '.join(names)} leaves no training scene.")
     return kept
+
+
+def only_settings(entries: list[DatasetEntry], names: list[str]) -> list[DatasetEntry]:
+    """Entries whose recorded domain falls in one of the named settings."""
+    held = [setting(n) for n in names]
+    kept = [
+        e
+        for e in entries
+        if "domain" in e.extra and any(s.contains(e.extra["domain"]) for s in held)
+    ]
+    if kept:
+        return kept
+    if any("domain" in e.extra for e in entries):
+        hint = "simulate more scenes (`stac-coh simulate --randomize --scenes N`)"
+        hint += " or pick another setting"
+    else:
+        hint = "--only needs scenes from `stac-coh simulate --randomize` (their index records"
+        hint += " each scene's domain)"
+    raise InputError(f"No training scene falls in {', '.join(names)}; {hint}.")
+
+
+def select_settings(
+    entries: list[DatasetEntry], exclude: list[str], only: list[str]
+) -> list[DatasetEntry]:
+    """Entries a run trains on: without ``exclude``, then of ``only`` (when given)."""
+    if exclude:
+        entries = exclude_settings(entries, exclude)
+    return only_settings(entries, only) if only else entries

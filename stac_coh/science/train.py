@@ -32,9 +32,9 @@ from stac_coh.model.resunet import DEPTH_MULTIPLE, ResUNet
 from stac_coh.model.uncertainty import head_to_log_variance
 from stac_coh.science.calibrate import training_domain
 from stac_coh.science.checkpoint import load_checkpoint, save_checkpoint
-from stac_coh.science.datasets import DatasetEntry, read_dataset
+from stac_coh.science.datasets import read_dataset, split_entries
 from stac_coh.science.sampler import Augmentation, PatchSampler
-from stac_coh.science.settings import exclude_settings
+from stac_coh.science.settings import select_settings
 
 __all__ = [
     "PatchSampler",
@@ -98,6 +98,8 @@ class TrainConfig:
     """Probability of a one-date nodata edge per patch."""
     exclude: str = ""
     """Held-out settings (comma-separated names of stac_coh.science.settings) left out."""
+    only: str = ""
+    """Held-out settings whose scenes alone are trained on (empty: every scene)."""
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -117,7 +119,16 @@ class TrainConfig:
     @property
     def excluded(self) -> list[str]:
         """Names of the held-out settings."""
-        return [n.strip() for n in self.exclude.split(",") if n.strip()]
+        return _names(self.exclude)
+
+    @property
+    def kept_only(self) -> list[str]:
+        """Names of the settings trained on alone."""
+        return _names(self.only)
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 @dataclass(frozen=True)
@@ -154,22 +165,6 @@ def gaussian_nll(
     if beta:
         nll = nll * torch.exp(s.detach() * beta)
     return nll.mean()
-
-
-def split_entries(
-    entries: list[DatasetEntry], fraction: float, seed: int
-) -> tuple[list[DatasetEntry], list[DatasetEntry]]:
-    """Train/val scenes: the dataset's own split when given, else a seeded random share."""
-    if any(e.split for e in entries):
-        val = [e for e in entries if e.split == "val"]
-        return [e for e in entries if e.split != "val"], val
-    if fraction <= 0 or len(entries) < 2:
-        return entries, []
-    order = np.random.default_rng([seed, 7]).permutation(len(entries))
-    n_val = max(1, round(fraction * len(entries)))
-    val_ids = {int(i) for i in order[:n_val]}
-    train = [e for i, e in enumerate(entries) if i not in val_ids]
-    return train, [e for i, e in enumerate(entries) if i in val_ids]
 
 
 def _lr_factor(step: int, config: TrainConfig) -> float:
@@ -251,9 +246,7 @@ def train(
     """Run (or resume) training and export the best weights with a model card."""
     out = Path(config.out)
     ckpt_dir = out / "checkpoints"
-    entries = read_dataset(config.data)
-    if config.excluded:
-        entries = exclude_settings(entries, config.excluded)
+    entries = select_settings(read_dataset(config.data), config.excluded, config.kept_only)
     train_entries, val_entries = split_entries(entries, config.val_fraction, config.seed)
     prep, aug = config.preprocessing, config.augmentation
     sampler = PatchSampler(train_entries, config.label, config.patch, prep, aug)
@@ -346,9 +339,9 @@ def default_card(config: TrainConfig, command: str) -> ModelCard:
         trained_on += f", fine-tuned from {config.init}"
     if config.excluded:
         trained_on += f", without held-out settings {config.exclude}"
-    entries = read_dataset(config.data)
-    if config.excluded:
-        entries = exclude_settings(entries, config.excluded)
+    if config.kept_only:
+        trained_on += f", only the scenes of settings {config.only}"
+    entries = select_settings(read_dataset(config.data), config.excluded, config.kept_only)
     domain = training_domain(
         entries,
         gain_db=config.augment_gain_db,

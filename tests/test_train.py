@@ -268,4 +268,5 @@ def test_only_needs_scenes_with_a_domain_record(tiny_data, tmp_path):
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, InputError)  # exit code 2 through stac_coh.cli.main
     assert "looks-1.5-2.5" in str(result.exception) and "--randomize" in str(result.exception)
+    assert "training" not in result.output  # refused before the progress bar starts
     assert not (tmp_path / "o" / "model.safetensors").exists()

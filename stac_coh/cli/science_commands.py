@@ -190,7 +190,7 @@ def train_command(
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from stac_coh.science.train import TrainConfig, train
+    from stac_coh.science.train import TrainConfig, train, training_entries
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -225,6 +225,7 @@ def train_command(
         only=only,
     )
     command = train_command_line(config, threads)
+    training_entries(config)  # a dataset or setting error is reported before the progress bar
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -32,7 +32,7 @@ from stac_coh.model.resunet import DEPTH_MULTIPLE, ResUNet
 from stac_coh.model.uncertainty import head_to_log_variance
 from stac_coh.science.calibrate import training_domain
 from stac_coh.science.checkpoint import load_checkpoint, save_checkpoint
-from stac_coh.science.datasets import read_dataset, split_entries
+from stac_coh.science.datasets import DatasetEntry, read_dataset, split_entries
 from stac_coh.science.sampler import Augmentation, PatchSampler
 from stac_coh.science.settings import select_settings
 
@@ -43,6 +43,7 @@ __all__ = [
     "gaussian_nll",
     "predict_image",
     "train",
+    "training_entries",
 ]
 
 
@@ -129,6 +130,11 @@ class TrainConfig:
 
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def training_entries(config: TrainConfig) -> list[DatasetEntry]:
+    """The scenes a run trains and validates on: the dataset less ``exclude``, of ``only``."""
+    return select_settings(read_dataset(config.data), config.excluded, config.kept_only)
 
 
 @dataclass(frozen=True)
@@ -246,7 +252,7 @@ def train(
     """Run (or resume) training and export the best weights with a model card."""
     out = Path(config.out)
     ckpt_dir = out / "checkpoints"
-    entries = select_settings(read_dataset(config.data), config.excluded, config.kept_only)
+    entries = training_entries(config)
     train_entries, val_entries = split_entries(entries, config.val_fraction, config.seed)
     prep, aug = config.preprocessing, config.augmentation
     sampler = PatchSampler(train_entries, config.label, config.patch, prep, aug)
@@ -341,7 +347,7 @@ def default_card(config: TrainConfig, command: str) -> ModelCard:
         trained_on += f", without held-out settings {config.exclude}"
     if config.kept_only:
         trained_on += f", only the scenes of settings {config.only}"
-    entries = select_settings(read_dataset(config.data), config.excluded, config.kept_only)
+    entries = training_entries(config)
     domain = training_domain(
         entries,
         gain_db=config.augment_gain_db,

@@ -56,15 +56,27 @@ SIEGERT_WINDOWS = (5, 7, 9, 11, 15)
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/eval-held-out"))
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--main", default=str(bundled_weights()))
-    parser.add_argument("--round1", default="runs/init-round1.safetensors")
-    parser.add_argument("--scenes", type=int, default=10)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--views", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/eval-held-out"), help="Folder for tables/JSON."
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs"), help="Folder holding loso-<setting>/ runs."
+    )
+    parser.add_argument(
+        "--main", default=str(bundled_weights()), help="Weights of the 'bundled' column."
+    )
+    parser.add_argument(
+        "--round1",
+        default="runs/init-round1.safetensors",
+        help="First-round weights (git show fc14cfb:stac_coh/data/weights/...).",
+    )
+    parser.add_argument("--scenes", type=int, default=10, help="Test scenes per setting.")
+    parser.add_argument("--size", type=int, default=224, help="Test scene size in pixels.")
+    parser.add_argument("--views", type=int, default=2, help="Test-time views (1-4).")
+    parser.add_argument("--threads", type=int, default=2, help="Torch threads.")
+    parser.add_argument(
+        "--settings", default=",".join(SETTINGS), help="Comma-separated held-out settings."
+    )
     parser.add_argument(
         "--only-references", action="store_true", help="Cache round-1 and Siegert rows only."
     )

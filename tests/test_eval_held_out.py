@@ -1,4 +1,4 @@
-"""The leave-one-setting-out study script, end to end on tiny sets.
+"""The leave-one-setting-out study scripts, end to end on tiny sets.
 
 ``benchmarks/eval_held_out.py`` produces the table in ``docs/training.md``; a rerun after
 hours of training must not die on a detail. Here it simulates its own test and
@@ -73,3 +73,13 @@ def test_study_finds_the_run_that_left_a_setting_out_and_splits_by_scene_kind(tm
     assert cells[1] == "loso-looks-6-8: 7 steps"
     assert cells[6] == f"{held['coupled']['rmse']:.3f} / {held['decoupled']['rmse']:.3f}"
     assert "psf-sinc" not in table
+
+    script = ROOT / "benchmarks" / "misregistration_share.py"
+    argv = [sys.executable, str(script), "--study", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    per_scene = [x for x in lines if x.startswith("| looks-6-8 | scene_")]
+    assert [x.split("|")[2].strip() for x in per_scene] == [s["id"] for s in scenes]
+    assert all(0.0 < float(x.split("|")[7]) <= 1.0 for x in per_scene)  # shift correlation
+    assert any(x.startswith(f"| looks-6-8 | {held['rmse']:.3f} |") for x in lines)

@@ -76,6 +76,34 @@ def test_shift_decorrelates_more_the_finer_the_speckle():
     assert corr(fine) < corr(coarse) - 0.1
 
 
+@pytest.mark.parametrize(
+    ("model", "shift"),
+    [
+        (SpeckleModel(3, "independent", (2.0, 2.3), 1.0, (1.8, 1.4)), (0.3, -0.39)),
+        (SpeckleModel(3, "gaussian", (2.0, 2.5), 1.0, (3.0, 2.5)), (0.0, 0.46)),
+        (SpeckleModel(2, "sinc", (1.8, 2.4), 0.75, (2.5, 3.0)), (-0.25, 0.3)),
+    ],
+)
+def test_shift_correlation_matches_the_simulated_pair(model, shift):
+    size = 192
+    ones = np.ones((size, size))
+    rng = np.random.default_rng(5)
+    t1, t2, _ = detect_pair(ones, ones, ones, model, shift, rng)  # coherence 1
+    simulated = np.corrcoef(t1.ravel(), t2.ravel())[0, 1]
+    assert model.shift_correlation(shift) == pytest.approx(simulated, abs=0.02)
+    assert model.shift_correlation((0.0, 0.0)) == pytest.approx(1.0)
+    assert model.shift_correlation((-shift[0], -shift[1])) == pytest.approx(
+        model.shift_correlation(shift)
+    )
+    again = SpeckleModel.from_record(model.describe())  # what index.json keeps
+    assert again.shift_correlation(shift) == pytest.approx(model.shift_correlation(shift), abs=1e-3)
+
+
+def test_a_speckle_record_without_its_model_is_refused():
+    with pytest.raises(InputError, match="speckle model record"):
+        SpeckleModel.from_record({"psf": "sinc", "enl": 3.0})
+
+
 @pytest.mark.parametrize("generator", GENERATORS)
 def test_every_generator_makes_classes_and_compact_parcels(generator):
     land = make_landscape(generator, (128, 128), 60.0, 20.0, np.random.default_rng(4))

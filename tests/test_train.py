@@ -188,6 +188,8 @@ def test_train_cli(tiny_data, tmp_path):
     assert result.exit_code == 0, result.output
     _, card = load_weights(tmp_path / "cli" / "model.safetensors")
     assert "stac-coh train" in card.provenance.command and "--steps 2" in card.provenance.command
+    assert "--exclude" not in card.provenance.command  # unset options are left out
+    assert "--only" not in card.provenance.command
 
 
 def test_rasters_off_the_grid_are_refused(tiny_data, tmp_path):

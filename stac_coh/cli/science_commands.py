@@ -255,7 +255,8 @@ def train_command_line(config: TrainConfig, threads: int) -> str:
     args = ["stac-coh", "train", config.data, "--out", config.out]
     defaults = {"data", "out", "init", "device"}
     for name, value in asdict(config).items():
-        if name not in defaults:
+        # An empty option (no --exclude/--only) is the default; `--exclude ''` only confuses.
+        if name not in defaults and value != "":
             args += [f"--{name.replace('_', '-')}", str(value)]
     if config.init:
         args += ["--init", config.init]

@@ -19,8 +19,9 @@ so every simulated scene records the regime it was made in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -83,11 +84,19 @@ class SpeckleModel:
         keep = weights > 0
         return k[keep], weights[keep]
 
-    def _intensity_cov(self, axis: int, lag: int) -> float:
-        """Sum of w_i w_j |R(i - j + lag)|^2 along one axis (R: amplitude autocorrelation)."""
+    def _intensity_cov(self, axis: int, lag: int, shift: float = 0.0) -> float:
+        """Sum of w_i w_j |R(i - j + lag + shift)|^2 along one axis (R: amplitude autocorrelation).
+
+        ``shift`` (in samples, fractional) moves one field as the simulator's Fourier shift
+        does, so R there is the band-limited (periodic) interpolation of the sampled one.
+        """
         h2 = self.transfer(_AC_LENGTH, axis) ** 2
-        r = np.fft.ifft(h2).real
-        r2 = (r / r[0]) ** 2
+        r0 = np.fft.ifft(h2).real[0]
+        if shift:
+            ramp = np.exp(2j * np.pi * np.fft.fftfreq(_AC_LENGTH) * shift)
+            r2 = np.abs(np.fft.ifft(h2 * ramp) / r0) ** 2
+        else:
+            r2 = (np.fft.ifft(h2).real / r0) ** 2
         k, w = self.look_weights(axis)
         d = (k[:, None] - k[None, :] + lag) % _AC_LENGTH
         return float((w[:, None] * w[None, :] * r2[d]).sum())
@@ -105,6 +114,37 @@ class SpeckleModel:
         """Largest intensity correlation of two neighbouring output pixels (over both axes)."""
         f = self.oversample
         return max(self._intensity_cov(a, f) / self._intensity_cov(a, 0) for a in (0, 1))
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> SpeckleModel:
+        """The model a scene's recorded ``domain.speckle`` (:meth:`describe`) stands for."""
+        try:
+            return cls(
+                oversample=int(record["oversample"]),
+                psf=str(record["psf"]),
+                samples_per_cell=tuple(record["samples_per_cell"]),
+                hamming=float(record["hamming"]),
+                look_window=tuple(record["look_window"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"Not a speckle model record ({exc}): {record}") from None
+
+    def shift_correlation(self, shift: tuple[float, float]) -> float:
+        """Intensity correlation of the two dates at coherence 1 when t2 is shifted by ``shift`` px.
+
+        1 unshifted; a coherence gamma then shows as ``gamma * sqrt(shift_correlation)`` to
+        any estimator of the local intensity correlation (Siegert, and a network reading
+        speckle), which cannot tell the two apart within one parcel.
+        """
+        f = self.oversample
+        return float(
+            np.prod(
+                [
+                    self._intensity_cov(a, 0, shift[a] * f) / self._intensity_cov(a, 0)
+                    for a in (0, 1)
+                ]
+            )
+        )
 
     def describe(self) -> dict[str, object]:
         """JSON-ready record of the model and its looks (stored with every scene)."""

@@ -74,7 +74,7 @@ def test_study_finds_the_run_that_left_a_setting_out_and_splits_by_scene_kind(tm
     assert cells[6] == f"{held['coupled']['rmse']:.3f} / {held['decoupled']['rmse']:.3f}"
     assert "psf-sinc" not in table
 
-    script = ROOT / "benchmarks" / "misregistration_share.py"
+    script = ROOT / "benchmarks" / "held_out_scenes.py"
     argv = [sys.executable, str(script), "--study", str(out)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -83,3 +83,6 @@ def test_study_finds_the_run_that_left_a_setting_out_and_splits_by_scene_kind(tm
     assert [x.split("|")[2].strip() for x in per_scene] == [s["id"] for s in scenes]
     assert all(0.0 < float(x.split("|")[7]) <= 1.0 for x in per_scene)  # shift correlation
     assert any(x.startswith(f"| looks-6-8 | {held['rmse']:.3f} |") for x in lines)
+    boot = next(x for x in lines if x.startswith("| looks-6-8 | 2 |")).split("|")
+    low, high = (float(v) for v in boot[4].split("-"))
+    assert low <= float(boot[3]) <= high and low <= mse.min() ** 0.5 + 1e-3  # one scene twice

@@ -1,14 +1,17 @@
-"""How much of the held-out error sits in scenes whose misregistration hides the coherence.
+"""The held-out study scene by scene: how certain its numbers are, and where the error sits.
 
-A sub-pixel misregistration decorrelates the two dates' speckle by a factor that follows
+A leave-one-setting-out study (``benchmarks/eval_held_out.py``) tests each setting on a
+handful of scenes, so its RMSE and bias carry the luck of those scenes. This reads the
+study's per-scene rows (all valid pixels) and prints per setting a scene bootstrap: the
+5-95 % range of the pooled RMSE and bias over scene sets drawn with replacement.
+
+It also says how much of the error sits in scenes whose misregistration hides the
+coherence. A sub-pixel shift decorrelates the two dates' speckle by a factor that follows
 from the speckle model alone (``SpeckleModel.shift_correlation``): a coherence gamma then
-reads as ``gamma * sqrt(shift_correlation)`` to anything that estimates it from the local
-intensity correlation. Within one parcel a network cannot tell that loss from low
-coherence. This reads the per-scene rows of a finished leave-one-setting-out study
-(``benchmarks/eval_held_out.py``) and each test scene's recorded speckle model and shift,
-and prints per scene and per setting how much of the squared error such scenes hold.
+reads as ``gamma * sqrt(factor)`` to anything that estimates it from the local intensity
+correlation, and within one parcel a network cannot tell that loss from low coherence.
 
-    .venv/bin/python benchmarks/misregistration_share.py --study runs/eval-held-out
+    .venv/bin/python benchmarks/held_out_scenes.py --study runs/eval-held-out
 
 No network runs here; it takes a second.
 """
@@ -19,6 +22,8 @@ import argparse
 import json
 import math
 from pathlib import Path
+
+import numpy as np
 
 from stac_coh.science.speckle import SpeckleModel
 
@@ -35,6 +40,7 @@ def parse_args() -> argparse.Namespace:
         default=0.5,
         help="Call a scene's coherence hidden when its shift correlation is below this.",
     )
+    parser.add_argument("--draws", type=int, default=5000, help="Bootstrap draws.")
     return parser.parse_args()
 
 
@@ -105,14 +111,50 @@ def setting_table(by_setting: dict[str, list[dict]], hidden: float) -> list[str]
     return lines
 
 
+def bootstrap(rows: list[dict], draws: int, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """5-95 % ranges of pooled RMSE and bias over scene sets drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    n = np.array([r["n"] for r in rows], dtype=float)
+    sq = n * np.array([r["rmse"] for r in rows]) ** 2
+    err = n * np.array([r["bias"] for r in rows])
+    picks = rng.integers(0, len(rows), size=(draws, len(rows)))
+    weight = n[picks].sum(axis=1)
+    rmse = np.sqrt(sq[picks].sum(axis=1) / weight)
+    bias = err[picks].sum(axis=1) / weight
+    return {
+        "rmse": tuple(float(v) for v in np.percentile(rmse, [5, 95])),
+        "bias": tuple(float(v) for v in np.percentile(bias, [5, 95])),
+    }
+
+
+def bootstrap_table(by_setting: dict[str, list[dict]], draws: int) -> list[str]:
+    """Markdown table, one line per setting: pooled RMSE and bias with their ranges."""
+    lines = [
+        "| setting | scenes | RMSE | 5-95 % over scene sets | bias | 5-95 % over scene sets |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting, rows in by_setting.items():
+        ranges = bootstrap(rows, draws)
+        n = sum(r["n"] for r in rows)
+        bias = sum(r["n"] * r["bias"] for r in rows) / n
+        lines.append(
+            f"| {setting} | {len(rows)} | {pooled_rmse(rows):.3f} | "
+            f"{ranges['rmse'][0]:.3f}-{ranges['rmse'][1]:.3f} | {bias:+.3f} | "
+            f"{ranges['bias'][0]:+.3f} to {ranges['bias'][1]:+.3f} |"
+        )
+    return lines
+
+
 def main() -> None:
-    """Print both tables for the study."""
+    """Print the three tables for the study."""
     args = parse_args()
     summary = json.loads((args.study / "summary.json").read_text())
     by_setting = {
         name: [{**r, "setting": name} for r in scene_rows(args.study, name, row["scenes"])]
         for name, row in summary["settings"].items()
     }
+    print("\n".join(bootstrap_table(by_setting, args.draws)))
+    print()
     print("\n".join(scene_table([r for rows in by_setting.values() for r in rows])))
     print()
     print("\n".join(setting_table(by_setting, args.hidden)))

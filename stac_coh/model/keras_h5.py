@@ -1,15 +1,7 @@
-"""Read a Keras weight file of the published ResUNet into the PyTorch :class:`ResUNet`.
+"""Fill the PyTorch :class:`ResUNet` from a Keras weight file of the published model.
 
-Two HDF5 layouts exist, and the file name says nothing about which one a file uses:
-
-* **legacy Keras 2** (the released ``model.weights.h5``): the root (or a ``model_weights``
-  group, in full-model files) has the attribute ``layer_names``; each layer group lists its
-  datasets in the attribute ``weight_names`` (``conv2d_1/kernel:0``...). Attributes may be
-  stored as bytes or as str.
-* **Keras 3** ``save_weights``: ``layers/<class>[_<k>]/vars/0..n``, groups numbered per class
-  in the model's layer order. Newer files name the layer in a ``name`` attribute.
-
-Layers are matched to the PyTorch modules by their published Keras names when the file
+The file is read by :mod:`stac_coh.model.keras_h5_file` (either HDF5 layout). Layers are
+matched to the PyTorch modules by their published Keras names when the file
 records them. Otherwise (old Keras 3 files, or names auto-numbered differently because the
 Keras model was built twice in one process) they are matched by order: Keras lists layers in
 a topological order, and every pair of same-shaped layers in this network lies on one path
@@ -20,21 +12,29 @@ output concatenation (``mean`` first).
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import h5py
 import numpy as np
-import numpy.typing as npt
 import torch
 from torch import nn
 
 from stac_coh.errors import WeightsError
+from stac_coh.model.keras_h5_file import (
+    BN_ROLES,
+    CONV_ROLES,
+    HINT,
+    KerasFile,
+    KerasLayer,
+    Kind,
+    Layout,
+    Shape,
+    file_sha256,
+    read_keras_h5,
+)
 from stac_coh.model.resunet import UPSAMPLING_NAMES, ResUNet
 
 __all__ = [
@@ -49,52 +49,7 @@ __all__ = [
     "read_keras_h5",
 ]
 
-Layout = Literal["keras2-legacy", "keras3"]
-Kind = Literal["conv", "bn"]
-Shape = tuple[int, ...]
-
-CONV_ROLES = ("kernel", "bias")
-BN_ROLES = ("gamma", "beta", "moving_mean", "moving_variance")
 _ROLES_BY_KIND: dict[Kind, tuple[str, ...]] = {"conv": CONV_ROLES, "bn": BN_ROLES}
-_HINT = "Is it the weight file of the Beyond Backscatter ResUNet?"
-
-
-@dataclass(frozen=True)
-class KerasLayer:
-    """One layer's arrays as a Keras weight file stores them."""
-
-    name: str | None
-    """Keras layer name, when the file records it."""
-    where: str
-    """HDF5 path of the layer's group (for messages)."""
-    arrays: dict[str, npt.NDArray[np.float32]] = field(repr=False)
-    """Arrays by role: ``kernel``/``bias`` or ``gamma``/``beta``/``moving_*``."""
-
-    @property
-    def kind(self) -> Kind | None:
-        """``conv``, ``bn``, or None for anything else."""
-        roles = set(self.arrays)
-        if roles == set(CONV_ROLES) and self.arrays["kernel"].ndim == 4:
-            return "conv"
-        if roles == set(BN_ROLES):
-            return "bn"
-        return None
-
-    def shapes(self) -> dict[str, Shape]:
-        """Shapes by role."""
-        return {role: tuple(a.shape) for role, a in self.arrays.items()}
-
-
-@dataclass(frozen=True)
-class KerasFile:
-    """The weight-carrying layers of a Keras H5 file, in file order."""
-
-    path: Path
-    """The file read."""
-    layout: Layout
-    """Which of the two layouts it uses."""
-    layers: tuple[KerasLayer, ...]
-    """Layers with weights, in the order Keras wrote them."""
 
 
 @dataclass(frozen=True)
@@ -125,101 +80,6 @@ class KerasImport:
     """How file layers were matched to the network."""
     file_sha256: str
     """Checksum of the file's bytes."""
-
-
-def read_keras_h5(path: str | PathLike[str]) -> KerasFile:
-    """Read the weight-carrying layers of a Keras H5 file in either layout."""
-    path = Path(path)
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise WeightsError(f"{path} is not an HDF5 file ({exc}); {_HINT}") from None
-    with handle:
-        root = _legacy_root(handle)
-        if root is not None:
-            return KerasFile(path, "keras2-legacy", tuple(_read_legacy(root)))
-        for container in ("layers", "_layer_checkpoint_dependencies"):
-            if isinstance(handle.get(container), h5py.Group):
-                return KerasFile(path, "keras3", tuple(_read_keras3(handle[container])))
-    raise WeightsError(
-        f"{path} is an HDF5 file but neither a legacy Keras 2 weight file (no 'layer_names' "
-        f"attribute) nor a Keras 3 save_weights file (no 'layers' group). {_HINT}"
-    )
-
-
-def _legacy_root(handle: h5py.File) -> h5py.Group | None:
-    """Return the group holding ``layer_names`` (the root, or ``model_weights``), if any."""
-    if "layer_names" in handle.attrs:
-        return handle
-    group = handle.get("model_weights")
-    if isinstance(group, h5py.Group) and "layer_names" in group.attrs:
-        return group
-    return None
-
-
-def _strings(value: Any) -> list[str]:
-    """Decode an attribute that h5py returns as bytes, str, or an array of either."""
-    items = [value] if isinstance(value, bytes | str) else list(np.asarray(value).ravel())
-    return [i.decode("utf-8") if isinstance(i, bytes) else str(i) for i in items]
-
-
-def _read_legacy(root: h5py.Group) -> Iterator[KerasLayer]:
-    """Yield layers listed in ``layer_names``; datasets sit at ``group[weight_name]``."""
-    for name in _strings(root.attrs["layer_names"]):
-        group = root.get(name)
-        if not isinstance(group, h5py.Group):
-            raise WeightsError(
-                f"{root.file.filename} lists layer {name!r} in 'layer_names' but has no group "
-                "for it; the file is truncated or corrupt."
-            )
-        weight_names = _strings(group.attrs.get("weight_names", []))
-        arrays = {}
-        for index, weight_name in enumerate(weight_names):
-            dataset = group.get(weight_name)
-            if not isinstance(dataset, h5py.Dataset):
-                raise WeightsError(
-                    f"{root.file.filename}: layer {name!r} lists weight {weight_name!r} but "
-                    "the file holds no such dataset; the file is truncated or corrupt."
-                )
-            role = _legacy_role(weight_name, index, len(weight_names))
-            arrays[role] = np.asarray(dataset, dtype=np.float32)
-        if arrays:
-            yield KerasLayer(name, group.name, arrays)
-
-
-def _legacy_role(weight_name: str, index: int, count: int) -> str:
-    """``conv2d_1/kernel:0`` -> ``kernel``; unknown names fall back to Keras' weight order."""
-    role = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
-    if role in CONV_ROLES or role in BN_ROLES:
-        return role
-    by_count = {len(CONV_ROLES): CONV_ROLES, len(BN_ROLES): BN_ROLES}.get(count)
-    return by_count[index] if by_count else role
-
-
-def _class_and_index(key: str) -> tuple[str, int]:
-    """``conv2d_12`` -> (``conv2d``, 12); ``conv2d`` -> (``conv2d``, 0)."""
-    match = re.fullmatch(r"(.+?)_(\d+)", key)
-    return (match[1], int(match[2])) if match else (key, 0)
-
-
-def _read_keras3(container: h5py.Group) -> Iterator[KerasLayer]:
-    """Yield layers of ``layers/<class>[_<k>]/vars/<i>``, per class in creation order."""
-    for key in sorted(container, key=_class_and_index):
-        group = container[key]
-        if not isinstance(group, h5py.Group):
-            continue
-        if isinstance(group.get("layers"), h5py.Group):  # a nested model
-            yield from _read_keras3(group["layers"])
-            continue
-        variables = group.get("vars")
-        if not isinstance(variables, h5py.Group) or len(variables) == 0:
-            continue
-        values = [np.asarray(variables[str(i)], dtype=np.float32) for i in range(len(variables))]
-        roles = {len(CONV_ROLES): CONV_ROLES, len(BN_ROLES): BN_ROLES}.get(len(values))
-        roles = roles or tuple(f"var{i}" for i in range(len(values)))
-        raw_name = variables.attrs.get("name", group.attrs.get("name"))
-        name = _strings(raw_name)[0] if raw_name is not None else None
-        yield KerasLayer(name, group.name, dict(zip(roles, values, strict=True)))
 
 
 def expected_layers(model: ResUNet) -> list[ExpectedLayer]:
@@ -310,7 +170,7 @@ def _infer_width(keras_file: KerasFile) -> tuple[int, int]:
         if la.kind == "conv" and la.arrays["kernel"].shape[:2] == (3, 3)
     ]
     if not first:
-        raise WeightsError(f"{keras_file.path} holds no 3x3 convolution kernels. {_HINT}")
+        raise WeightsError(f"{keras_file.path} holds no 3x3 convolution kernels. {HINT}")
     _kh, _kw, in_channels, base = first[0].arrays["kernel"].shape
     return int(base), int(in_channels)
 
@@ -325,7 +185,7 @@ def _match_by_name(
         if got is None:
             raise WeightsError(
                 f"{keras_file.path} ({keras_file.layout}) has no weights for layer "
-                f"{want.label()}. {_HINT}"
+                f"{want.label()}. {HINT}"
             )
         yield want, got
 
@@ -351,12 +211,12 @@ def _match_by_order(
     if free:
         raise WeightsError(
             f"{keras_file.path} ({keras_file.layout}, layers matched by order because the "
-            f"file does not name them) has no weights for layer {free[0].label()}. {_HINT}"
+            f"file does not name them) has no weights for layer {free[0].label()}. {HINT}"
         )
     if unmatched:
         raise WeightsError(
             f"{keras_file.path} holds layer {unmatched[0].where} with shapes "
-            f"{unmatched[0].shapes()} that the ResUNet does not have. {_HINT}"
+            f"{unmatched[0].shapes()} that the ResUNet does not have. {HINT}"
         )
     yield from pairs
 
@@ -367,13 +227,13 @@ def _check_shapes(path: Path, want: ExpectedLayer, got: KerasLayer) -> None:
     if set(shapes) != set(want.shapes):
         raise WeightsError(
             f"{path}: layer {want.label()} at {got.where} holds {sorted(shapes)}, expected "
-            f"{list(want.shapes)}. {_HINT}"
+            f"{list(want.shapes)}. {HINT}"
         )
     for role, expected_shape in want.shapes.items():
         if shapes[role] != expected_shape:
             raise WeightsError(
                 f"{path}: layer {want.label()} {role} has shape {shapes[role]}, expected "
-                f"{expected_shape} (at {got.where}). {_HINT}"
+                f"{expected_shape} (at {got.where}). {HINT}"
             )
 
 
@@ -392,9 +252,3 @@ def _copy(module: nn.Module, kind: Kind, got: KerasLayer) -> None:
     assert module.running_mean is not None and module.running_var is not None  # tracked
     module.running_mean.copy_(arrays["moving_mean"])
     module.running_var.copy_(arrays["moving_variance"])
-
-
-def file_sha256(path: str | PathLike[str]) -> str:
-    """Checksum of a file's bytes (weight files and what came with them)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

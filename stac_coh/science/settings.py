@@ -126,11 +126,7 @@ def calibration_randomization(base: Randomization | None = None) -> Randomizatio
 def exclude_settings(entries: list[DatasetEntry], names: list[str]) -> list[DatasetEntry]:
     """Entries without the named settings; entries without a domain record are kept."""
     held = [setting(n) for n in names]
-    kept = []
-    for entry in entries:
-        record = entry.extra.get("domain")
-        if record is None or not any(s.contains(record) for s in held):
-            kept.append(entry)
+    kept = [e for e in entries if not _falls_in(e, held)]
     if not kept:
         raise InputError(f"Excluding {', '.join(names)} leaves no training scene.")
     return kept
@@ -139,11 +135,7 @@ def exclude_settings(entries: list[DatasetEntry], names: list[str]) -> list[Data
 def only_settings(entries: list[DatasetEntry], names: list[str]) -> list[DatasetEntry]:
     """Entries whose recorded domain falls in one of the named settings."""
     held = [setting(n) for n in names]
-    kept = [
-        e
-        for e in entries
-        if "domain" in e.extra and any(s.contains(e.extra["domain"]) for s in held)
-    ]
+    kept = [e for e in entries if _falls_in(e, held)]
     if kept:
         return kept
     if any("domain" in e.extra for e in entries):
@@ -153,6 +145,12 @@ def only_settings(entries: list[DatasetEntry], names: list[str]) -> list[Dataset
         hint = "--only needs scenes from `stac-coh simulate --randomize` (their index records"
         hint += " each scene's domain)"
     raise InputError(f"No training scene falls in {', '.join(names)}; {hint}.")
+
+
+def _falls_in(entry: DatasetEntry, held: list[HeldOutSetting]) -> bool:
+    """Whether the scene's recorded domain falls in one of ``held`` (False without a record)."""
+    record = entry.extra.get("domain")
+    return record is not None and any(s.contains(record) for s in held)
 
 
 def select_settings(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from stac_coh.io.storage import Store, open_store
 from tests.services import MotoServer, PgstacApi, run_moto_server, run_pgstac_api
 
 TESTS = Path(__file__).parent
@@ -38,6 +41,18 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoSer
     for key, value in moto_server.env().items():
         monkeypatch.setenv(key, value)
     return moto_server
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A catalog's store, once as a local folder and once as ``s3://<fresh bucket>/coherence``
+    on moto_server (with aws_env set, so GDAL reads it too)."""
+    if request.param == "local":
+        return open_store(tmp_path / "catalog")
+    request.getfixturevalue("aws_env")
+    bucket = f"cat-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return open_store(f"s3://{bucket}/coherence")
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import odc.stac
 import pystac
@@ -35,17 +33,6 @@ from tests.stac_validation import assert_valid
 
 N_PAIRS = 3
 STRUCTURAL = {"self", "root", "parent", "collection", "child", "item"}
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """A local directory, or an S3 prefix on moto_server (GDAL reads it through aws_env)."""
-    if request.param == "local":
-        return open_store(tmp_path / "catalog")
-    request.getfixturevalue("aws_env")
-    bucket = f"pub-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return open_store(f"s3://{bucket}/coherence")
 
 
 @pytest.fixture

@@ -6,12 +6,8 @@ import json
 import multiprocessing
 import os
 import signal
-import uuid
 from pathlib import Path
 from typing import Any
-
-import boto3
-import pytest
 
 import stac_coh.publish.pair
 from stac_coh.io.storage import Store, open_store
@@ -32,16 +28,6 @@ FORK = multiprocessing.get_context("fork")  # children inherit imports: fast on 
 COLLECTION = "sentinel-1-coherence"
 DISTINCT = 12
 PUBLISHERS = 16  # 12 distinct pairs + 4 published twice at the same moment
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return open_store(tmp_path / "catalog")
-    request.getfixturevalue("aws_env")
-    bucket = f"conc-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return open_store(f"s3://{bucket}/coherence")
 
 
 def _inputs(folder: Path, index: int) -> tuple[Path, Path]:

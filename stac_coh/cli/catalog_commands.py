@@ -90,6 +90,7 @@ def finalize_command(
     from stac_coh.io.http import make_session
     from stac_coh.io.output import open_output_store
     from stac_coh.pipeline.run import finish_run
+    from stac_coh.publish.root_catalog import inspect_root_catalog
     from stac_coh.settings import get_settings
 
     if "://" not in out and not Path(out).is_dir():
@@ -97,6 +98,7 @@ def finalize_command(
     settings = get_settings()
     store = open_output_store(out, option="OUT", public_base_url=public_url)
     _check_collection(store, out, collection)
+    inspect_root_catalog(store)  # a catalog.json that is not STAC fails before the rebuild
     session = (
         make_session(timeout_s=settings.http_timeout_s, retries=settings.http_retries)
         if stac_api

@@ -160,6 +160,9 @@ def composite_command(
             run_id=run_id,
         )
         return
+    from stac_coh.publish.root_catalog import inspect_root_catalog
+
+    inspect_root_catalog(store)  # a catalog.json that is not STAC fails before the work
     results, failures = run_composites(plan, request, store, source, console=console)
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2, default=str))

@@ -16,6 +16,7 @@ from stac_coh.errors import InputError
 
 if TYPE_CHECKING:
     from stac_coh.infer.predictors import LoadedPredictor
+    from stac_coh.io.storage import Store
     from stac_coh.pipeline.runner import ProcessOptions
     from stac_coh.search.manifest import Manifest, Pair
 
@@ -162,6 +163,8 @@ def run_manifest(
     settings = get_settings()
     options = processing.options()
     store = open_output_store(out, check=not dry_run)  # an unwritable --out fails now
+    if not dry_run:
+        _check_root_catalog(store, console)
     if not pairs:
         console.print("No pairs to process.")
         return None
@@ -182,6 +185,22 @@ def run_manifest(
     if store.href_for("catalog.json").startswith("/"):
         console.print(f"Browse:     stac-coh serve {out}", highlight=False)
     return summary
+
+
+def _check_root_catalog(store: Store, console: Console) -> None:
+    """Refuse a ``catalog.json`` that is not STAC now; say so when joining someone's catalog."""
+    from stac_coh.publish.collection import CATALOG_KEY
+    from stac_coh.publish.root_catalog import inspect_root_catalog
+
+    root = inspect_root_catalog(store)
+    if root.foreign:
+        name = f"{root.catalog_id!r}" + (f" ({root.title})" if root.title else "")
+        console.print(
+            f"Catalog:    {store.href_for(CATALOG_KEY)} is the STAC catalog {name}; the "
+            "collection is added to it as a child link (nothing else of it changes).",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _weights_line(loaded: LoadedPredictor) -> str:

@@ -29,6 +29,7 @@ from stac_coh.composite.layers import coherence_key, decay_layers, layers_for
 from stac_coh.constants import DEFAULT_COMPOSITE_COLLECTION_ID
 from stac_coh.io.cog import COG_MEDIA_TYPE
 from stac_coh.io.storage import Store
+from stac_coh.publish.cas import cas_update_json
 from stac_coh.publish.collection import (
     COPERNICUS_LEGAL_NOTICE,
     add_link,
@@ -36,8 +37,9 @@ from stac_coh.publish.collection import (
     extend_extent,
     item_key,
 )
-from stac_coh.publish.pair import GEOJSON, JSON, cas_update_json, ensure_catalog_links
+from stac_coh.publish.pair import GEOJSON, JSON
 from stac_coh.publish.render import COLORMAP_NAME
+from stac_coh.publish.root_catalog import update_root_catalog
 
 __all__ = [
     "DEFAULT_COMPOSITE_COLLECTION_ID",
@@ -190,7 +192,7 @@ def publish_composite(
     if not cas_update_json(store, ckey, fold):
         log.warning("could not add %s to %s; run `stac-coh composite` again", item_id, ckey)
     title = "Seasonal coherence composites"
-    ensure_catalog_links(store, [("child", f"./{ckey}", JSON, title)])
+    update_root_catalog(store, [("child", f"./{ckey}", JSON, title)])
     return store.href_for(ikey)
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,14 +32,13 @@ from stac_coh.errors import ConflictError, RasterReadError
 from stac_coh.infer.engine import PredictionSummary
 from stac_coh.io.storage import Store
 from stac_coh.model.card import ModelCard
+from stac_coh.publish.cas import CAS_ATTEMPTS, cas_update_json
 from stac_coh.publish.collection import (
-    CATALOG_KEY,
     DEFAULT_COLLECTION_ID,
     add_item_to_collection,
     add_link,
     asset_key,
     build_collection,
-    build_root_catalog,
     collection_key,
     item_key,
 )
@@ -65,12 +62,11 @@ from stac_coh.publish.model_item import (
 )
 from stac_coh.publish.raster_info import ensure_cog
 from stac_coh.publish.render import write_thumbnail, write_visual
+from stac_coh.publish.root_catalog import update_root_catalog
 from stac_coh.search.manifest import Pair
 
 __all__ = [
     "PublishResult",
-    "cas_update_json",
-    "ensure_catalog_links",
     "ensure_model_item",
     "list_in_subcatalogs",
     "publish_pair",
@@ -83,9 +79,6 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 _OCTETS = "application/octet-stream"
-
-CAS_ATTEMPTS = 40
-"""Compare-and-swap attempts on the collection before leaving it to ``finalize``."""
 
 
 @dataclass(frozen=True)
@@ -263,9 +256,8 @@ def register_item(
     if not cas_update_json(store, ckey, fold, attempts):
         log.warning("could not add %s to %s; run `stac-coh finalize`", item["id"], ckey)
         return False
-    return ensure_catalog_links(
-        store, [("child", f"./{collection_id}/collection.json", JSON, collection_id)]
-    )
+    link = ("child", f"./{collection_id}/collection.json", JSON, collection_id)
+    return update_root_catalog(store, [link], attempts=attempts)
 
 
 def list_in_subcatalogs(
@@ -305,19 +297,6 @@ def list_in_subcatalogs(
     return True
 
 
-def ensure_catalog_links(
-    store: Store, links: list[tuple[str, str, str, str | None]], *, attempts: int = CAS_ATTEMPTS
-) -> bool:
-    """Make the root catalog exist and hold ``links`` (rel, href, type, title)."""
-
-    def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        catalog = current or build_root_catalog(self_href=store.self_href(CATALOG_KEY))
-        changed = [add_link(catalog, *link) for link in links]
-        return catalog if any(changed) or current is None else None
-
-    return cas_update_json(store, CATALOG_KEY, fold, attempts)
-
-
 def ensure_model_item(
     store: Store, card: ModelCard, *, weights_url: str | None = None
 ) -> str | None:
@@ -351,33 +330,5 @@ def ensure_model_item(
         title = data["properties"]["title"]
         with contextlib.suppress(ConflictError):  # a concurrent publisher wrote the same one
             store.put_new(key, json.dumps(data, indent=2).encode(), content_type=GEOJSON)
-    ensure_catalog_links(store, [("item", f"./{key}", GEOJSON, title)])
+    update_root_catalog(store, [("item", f"./{key}", GEOJSON, title)])
     return key
-
-
-def cas_update_json(
-    store: Store,
-    key: str,
-    fold: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-    attempts: int = CAS_ATTEMPTS,
-) -> bool:
-    """Read-modify-write the JSON at ``key`` until it sticks; False if every attempt lost.
-
-    ``fold`` gets the current document (``None`` if absent) and returns the new one, or
-    ``None`` when nothing needs to change.
-    """
-    for attempt in range(attempts):
-        current = store.get_or_none(key)
-        updated = fold(json.loads(current.data) if current else None)
-        if updated is None:
-            return True
-        body = json.dumps(updated, indent=2).encode()
-        try:
-            if current is None:
-                store.put_new(key, body, content_type=JSON)
-            else:
-                store.put_if_match(key, body, current.etag, content_type=JSON)
-            return True
-        except ConflictError:
-            time.sleep(min(2.0, 0.02 * 1.5**attempt) * random.uniform(0.5, 1.5))
-    return False

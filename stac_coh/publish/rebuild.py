@@ -19,14 +19,14 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stac_coh.errors import ConflictError
-from stac_coh.io.storage import LocalStore, S3Store, Store
+from stac_coh.io.storage import LocalStore, Store, read_json_objects
+from stac_coh.publish.cas import cas_update_json
 from stac_coh.publish.collection import (
     add_item_to_collection,
     add_link,
@@ -48,15 +48,11 @@ from stac_coh.publish.layout import (
     tile_key,
     year_key,
 )
-from stac_coh.publish.pair import cas_update_json
 
-__all__ = ["CHUNK", "Rebuilt", "iter_item_keys", "iter_items", "rebuild_listings"]
+__all__ = ["Rebuilt", "iter_item_keys", "iter_items", "rebuild_listings"]
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256
-"""Items read (in parallel) and held at once."""
-_READERS = 16
 _ATTEMPTS = 20
 _ROUNDS = 5
 
@@ -78,7 +74,7 @@ class Rebuilt:
 def iter_item_keys(store: Store, collection_id: str) -> Iterator[str]:
     """Keys of the collection's item JSONs, streamed (never the whole listing at once)."""
     prefix = f"{collection_id}/"
-    if isinstance(store, LocalStore):
+    if isinstance(store, LocalStore):  # one level of folders, not every asset file
         top = store.root / collection_id
         if not top.is_dir():
             return
@@ -89,35 +85,13 @@ def iter_item_keys(store: Store, collection_id: str) -> Iterator[str]:
                     if (top / entry.name / f"{entry.name}.json").is_file():
                         yield key
         return
-    if isinstance(store, S3Store):
-        full = f"{store.prefix}/{prefix}" if store.prefix else prefix
-        cut = len(store.prefix) + 1 if store.prefix else 0
-        paginator = store.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=store.bucket, Prefix=full):
-            for obj in page.get("Contents", []):
-                key = obj["Key"][cut:]
-                if is_item_key(collection_id, key):
-                    yield key
-        return
-    yield from (k for k in store.list(prefix) if is_item_key(collection_id, k))
+    yield from (k for k in store.iter_keys(prefix) if is_item_key(collection_id, k))
 
 
 def iter_items(store: Store, keys: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(key, item JSON) for ``keys``, read in parallel a chunk at a time."""
-    with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        chunk: list[str] = []
-        for key in keys:
-            chunk.append(key)
-            if len(chunk) >= CHUNK:
-                yield from zip(chunk, pool.map(lambda k: _read(store, k), chunk), strict=True)
-                chunk = []
-        if chunk:
-            yield from zip(chunk, pool.map(lambda k: _read(store, k), chunk), strict=True)
-
-
-def _read(store: Store, key: str) -> dict[str, Any]:
-    """One item JSON."""
-    return dict(json.loads(store.get(key).data))
+    for key, item in read_json_objects(store, keys):
+        yield key, dict(item)
 
 
 def rebuild_listings(

@@ -5,24 +5,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from typer.testing import CliRunner
 
 from stac_coh.cli import app
 from stac_coh.errors import InputError
 from stac_coh.io.storage import Store, open_store
+from stac_coh.io.storage.base import JSON_CHUNK
 from stac_coh.pipeline.records import record_outcome
-from stac_coh.pipeline.report import RUN_REPORT_FORMAT, run_report
+from stac_coh.pipeline.report import RUN_REPORT_FORMAT, STATUSES, OutcomeTable, report_head
 from stac_coh.pipeline.run import finish_run
 from stac_coh.pipeline.runner import PairOutcome
-from stac_coh.publish.collection import collection_key
+from stac_coh.publish.collection import asset_key, collection_key
 from stac_coh.publish.finalize import finalize
 from stac_coh.publish.pair import PublishResult, publish_pair
+from tests.fake_manifest import fake_manifest
 from tests.publishing import (
     input_items,
     listed_item_hrefs,
@@ -33,16 +34,6 @@ from tests.publishing import (
 from tests.stac_validation import assert_valid
 
 COLLECTION = "sentinel-1-coherence"
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return open_store(tmp_path / "catalog")
-    request.getfixturevalue("aws_env")
-    bucket = f"fin-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return open_store(f"s3://{bucket}/coherence")
 
 
 def publish_unregistered(store: Store, tmp_path: Path, n: int = 3) -> list[PublishResult]:
@@ -63,6 +54,15 @@ def publish_unregistered(store: Store, tmp_path: Path, n: int = 3) -> list[Publi
             )
         )
     return results
+
+
+def run_report(run_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A small run report in memory, as a runner hands it to ``finalize --report``."""
+    pairs = sorted(entries, key=lambda e: str(e["pair_id"]))
+    counts = dict.fromkeys(STATUSES, 0)
+    for e in pairs:
+        counts[e["status"]] += 1
+    return {**report_head(run_id), "counts": counts, "pairs": pairs}
 
 
 def entry(result: PublishResult, seconds: float = 0.0) -> dict[str, Any]:
@@ -220,6 +220,55 @@ def test_finalize_gathers_outcomes_recorded_by_workers(tmp_path: Path) -> None:
     assert {p["pair_id"] for p in stored["pairs"]} == {r.pair_id for r in results} | {"S1A_BAD"}
     assert stored["catalog"]["items"] == 2
     assert "batch-7/pairs/" not in json.dumps(load(store, collection_key(COLLECTION)))
+
+
+def test_run_report_of_more_outcomes_than_one_read_chunk(store: Store, tmp_path: Path) -> None:
+    results = publish_unregistered(store, tmp_path, n=1)
+    record_outcome(store, "big-1", entry(results[0]))
+    ids = [f"S1A_R{k % 7:03d}_{k:04d}" for k in range(JSON_CHUNK + 40)]
+    for k, pair_id in enumerate(ids):
+        done = failure(pair_id, f"RasterReadError: {k}.tif") if k % 9 == 0 else None
+        record_outcome(store, "big-1", done or {"pair_id": pair_id, "status": "published"})
+    end = finish_run(store, run_id="big-1")
+    assert end.report is not None and "pairs" not in end.report  # the pairs stay on disk
+    stored = load(store, "reports/big-1.json")  # one JSON document, streamed out
+    every = sorted([*ids, results[0].pair_id])
+    assert [p["pair_id"] for p in stored["pairs"]] == every
+    failed = sum(1 for k in range(len(ids)) if k % 9 == 0)
+    expected = {"published": len(every) - failed, "skipped": 0, "failed": failed}
+    assert stored["counts"] == end.report["counts"] == expected
+    assert stored["catalog"]["items"] == 1
+    assert stored["pairs"][every.index(ids[9])]["error"] == "RasterReadError: 9.tif"
+
+
+def test_finish_run_removes_only_the_orphans_of_its_manifest(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "catalog")
+    mine, other = fake_manifest(3).pairs[:2], fake_manifest(3).pairs[2]
+    manifest = replace(fake_manifest(3), pairs=tuple(mine))
+    record_outcome(store, "run-o", failure(mine[0].id, "RasterReadError: x"))  # mine[1]: none
+    for pair in (*mine, other):  # assets of killed publishers: no item
+        store.put(asset_key(COLLECTION, pair.id, "coherence"), b"cog")
+    end = finish_run(store, run_id="run-o", manifest=manifest, remove_orphans=True)
+    assert end.catalog.orphans is not None and end.catalog.orphans.removed == 2
+    assert store.exists(asset_key(COLLECTION, other.id, "coherence"))  # another run's
+    assert not any(store.exists(asset_key(COLLECTION, p.id, "coherence")) for p in mine)
+    stored = load(store, "reports/run-o.json")
+    assert {p["pair_id"]: p["status"] for p in stored["pairs"]} == {
+        mine[0].id: "failed",
+        mine[1].id: "missing",
+    }
+    assert stored["manifest_pairs"] == 2
+
+
+def test_outcome_table_reads_back_in_python_string_order() -> None:
+    ids = ["b", "a-b", "a_b", "B", "\u00e9t\u00e9", "a", "a.b", "Z9", "a"]
+    with OutcomeTable() as table:
+        for n, pair_id in enumerate(ids):
+            table.add({"pair_id": pair_id, "status": "failed" if n == 2 else "published", "n": n})
+        assert [e["pair_id"] for e in table] == sorted(ids)
+        assert [e["n"] for e in table if e["pair_id"] == "a"] == [5, 8]  # both kept, in order
+        assert "a_b" in table and "c" not in table
+        assert table.counts() == {"published": 8, "skipped": 0, "failed": 1}
 
 
 def test_finalize_exports_every_item_to_stac_geoparquet(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import pickle
@@ -16,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from stac_coh.errors import ConflictError, InputError, ObjectNotFoundError
-from stac_coh.io.storage import LocalStore, S3Store, Store, open_store
+from stac_coh.io.storage import LocalStore, S3Store, Store, open_store, read_json_objects
 from stac_coh.io.storage.s3 import _retry_conflicts
 
 FORK = multiprocessing.get_context("fork")
@@ -52,6 +53,32 @@ def test_put_get_list_delete_roundtrip(store: Store) -> None:
     store.delete("a/two.txt")
     assert store.list("a/") == ["a/b/one.json"]
     store.delete("a/two.txt")  # deleting again is fine
+
+
+def test_iter_keys_streams_what_list_sorts(store: Store) -> None:
+    for key in ("runs/x/pairs/b.json", "runs/x/pairs/a.json", "runs/x/failed/a.json", "top.txt"):
+        store.put(key, b"{}")
+    keys = store.iter_keys("runs/x/pairs/")
+    assert not isinstance(keys, list)  # a generator: pages are read as they are consumed
+    assert (
+        sorted(keys)
+        == store.list("runs/x/pairs/")
+        == ["runs/x/pairs/a.json", "runs/x/pairs/b.json"]
+    )
+    assert list(store.iter_keys("nothing/")) == []
+
+
+@pytest.mark.integration
+def test_s3_store_reads_sixteen_at_once_without_dropping_connections(
+    aws_env, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(f"s3://{make_bucket()}/runs")
+    for k in range(64):
+        store.put(f"pairs/{k:02d}.json", json.dumps({"k": k}).encode())
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+        read = dict(read_json_objects(store, store.iter_keys("pairs/"), readers=16, chunk=64))
+    assert sorted(v["k"] for v in read.values()) == list(range(64))
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]  # botocore's 10
 
 
 def test_get_missing_raises_not_found(store: Store) -> None:

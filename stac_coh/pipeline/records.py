@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from stac_coh.errors import InputError
-from stac_coh.io.storage import Store
+from stac_coh.io.storage import Store, read_json_objects
 from stac_coh.publish.collection import item_key
 
 __all__ = [
@@ -33,12 +32,12 @@ __all__ = [
     "STARTED",
     "FailedPair",
     "failed_key",
+    "iter_recorded_outcomes",
     "new_run_id",
     "outcome_key",
     "read_failed_pairs",
     "record_outcome",
     "recorded_count",
-    "recorded_outcomes",
     "resolve_started",
     "validate_run_id",
 ]
@@ -52,7 +51,6 @@ STARTED = "started"
 _DIED_AFTER_PUBLISHING = "published by an attempt that died before recording it"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _JSON = "application/json"
-_READERS = 16
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -118,22 +116,25 @@ def _recorded_status(store: Store, run_id: str, pair_id: str) -> str | None:
     return None if found is None else str(json.loads(found.data).get("status"))
 
 
-def recorded_outcomes(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Every outcome recorded for ``run_id``, sorted by pair id."""
-    keys = [k for k in store.list(_prefix(run_id, "pairs")) if k.endswith(".json")]
-    with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        return [json.loads(body) for body in pool.map(lambda k: store.get(k).data, keys)]
+def iter_recorded_outcomes(store: Store, run_id: str) -> Iterator[dict[str, Any]]:
+    """Every outcome recorded for ``run_id``, streamed in no promised order.
+
+    Keys come page by page and records are read in parallel a chunk at a time, so memory
+    stays flat however many work units the run had.
+    """
+    keys = (k for k in store.iter_keys(_prefix(run_id, "pairs")) if k.endswith(".json"))
+    for _, entry in read_json_objects(store, keys):
+        yield dict(entry)
 
 
 def resolve_started(
-    store: Store, entries: Sequence[Mapping[str, Any]], collection_id: str
-) -> list[dict[str, Any]]:
+    store: Store, entries: Iterable[Mapping[str, Any]], collection_id: str
+) -> Iterator[dict[str, Any]]:
     """Outcomes with every ``started`` record resolved by whether the pair's item exists.
 
     An item means the attempt died after publishing (``published``); none means it died
     mid-pair and no retry finished it (``interrupted``).
     """
-    resolved = []
     for entry in entries:
         entry = dict(entry)
         if entry.get("status") == STARTED:
@@ -143,8 +144,7 @@ def resolve_started(
             else:
                 error = "The worker died during this pair (killed) and no retry finished it."
                 entry.update(status="interrupted", error=error)
-        resolved.append(entry)
-    return resolved
+        yield entry
 
 
 def recorded_count(store: Store, run_id: str) -> int:

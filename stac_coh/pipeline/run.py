@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -22,13 +22,18 @@ import requests
 
 from stac_coh.io.storage import Store
 from stac_coh.pipeline.records import (
+    iter_recorded_outcomes,
     new_run_id,
     record_outcome,
-    recorded_outcomes,
     resolve_started,
     validate_run_id,
 )
-from stac_coh.pipeline.report import RUN_REPORT_FORMAT, run_report, write_report
+from stac_coh.pipeline.report import (
+    RUN_REPORT_FORMAT,
+    OutcomeTable,
+    report_head,
+    write_report,
+)
 from stac_coh.pipeline.runner import InterruptedRun, PairOutcome, PairProcessor, RunHooks, run_pairs
 from stac_coh.pipeline.signals import StopSignals
 from stac_coh.publish.collection import DEFAULT_COLLECTION_ID, item_key
@@ -159,7 +164,8 @@ class RunEnd:
     catalog: FinalizeResult
     """The collection as rebuilt from every item in the store."""
     report: dict[str, Any] | None
-    """The run report written (``None`` when there was no run to report)."""
+    """The run report written, less its pairs (which stay on disk: a run may have a million);
+    ``None`` when there was no run to report."""
     report_href: str | None
     """Where the report is."""
 
@@ -199,48 +205,66 @@ def finish_run(
         remove_orphans: Delete assets without an item (always reported), those of the
             manifest's pairs when one is given (:mod:`stac_coh.publish.orphans`).
     """
-    if report is None and run_id is not None:
-        entries = resolve_started(store, recorded_outcomes(store, run_id), collection_id)
-        if manifest is not None:
-            entries += _unrecorded(store, manifest, entries, collection_id)
-        report = run_report(run_id, entries, started=started)
-        if manifest is not None:
-            report["manifest_pairs"] = len(manifest.pairs)
-    catalog = finalize(
-        store,
-        collection_id=collection_id,
-        stac_api=stac_api,
-        session=session,
-        geoparquet=geoparquet,
-        pgstac=pgstac,
-        remove_orphans=remove_orphans,
-        orphans_of={p.id for p in manifest.pairs} if manifest is not None else None,
-    )
-    if report is None:
-        return RunEnd(catalog, None, None)
-    body = {**report, **(extra or {})}
-    body["run_id"] = validate_run_id(str(body.get("run_id") or run_id or new_run_id()))
-    body.setdefault("format", RUN_REPORT_FORMAT)
-    return RunEnd(catalog, body, write_report(store, body, catalog))
+    with OutcomeTable() as outcomes:
+        head: dict[str, Any] | None = None
+        pair_ids: Container[str] | None = None  # the manifest's, for the orphan sweep
+        if report is not None:
+            head = {k: v for k, v in report.items() if k != "pairs"}
+            for entry in report.get("pairs") or ():
+                outcomes.add(entry)
+        elif run_id is not None:
+            head = report_head(run_id, started=started)
+            _gather_outcomes(store, run_id, outcomes, collection_id, manifest)
+            if manifest is not None:
+                head["manifest_pairs"] = len(manifest.pairs)
+                pair_ids = outcomes  # they cover every pair of it, on disk
+        if manifest is not None and pair_ids is None:
+            pair_ids = {p.id for p in manifest.pairs}
+        catalog = finalize(
+            store,
+            collection_id=collection_id,
+            stac_api=stac_api,
+            session=session,
+            geoparquet=geoparquet,
+            pgstac=pgstac,
+            remove_orphans=remove_orphans,
+            orphans_of=pair_ids,
+        )
+        if head is None:
+            return RunEnd(catalog, None, None)
+        head.update(extra or {})
+        head["run_id"] = validate_run_id(str(head.get("run_id") or run_id or new_run_id()))
+        head.setdefault("format", RUN_REPORT_FORMAT)
+        if report is None or "pairs" in report:
+            head["counts"] = outcomes.counts()
+        href = write_report(store, head, catalog, outcomes)
+    return RunEnd(catalog, head, href)
 
 
-def _unrecorded(
-    store: Store, manifest: Manifest, entries: Sequence[Mapping[str, Any]], collection_id: str
-) -> list[dict[str, Any]]:
-    """Report entries for the manifest's pairs that have no recorded outcome."""
-    seen = {str(e.get("pair_id")) for e in entries}
-    out: list[dict[str, Any]] = []
+def _gather_outcomes(
+    store: Store,
+    run_id: str,
+    outcomes: OutcomeTable,
+    collection_id: str,
+    manifest: Manifest | None,
+) -> None:
+    """Every recorded outcome of the run, then the manifest's pairs without one."""
+    for entry in resolve_started(store, iter_recorded_outcomes(store, run_id), collection_id):
+        outcomes.add(entry)
+    if manifest is None:
+        return
+    unrecorded = 0
     for pair in manifest.pairs:
-        if pair.id in seen:
+        if pair.id in outcomes:
             continue
+        unrecorded += 1
         if store.exists(item_key(collection_id, pair.id)):
-            out.append({"pair_id": pair.id, "status": "skipped", "note": "no outcome recorded"})
+            outcomes.add({"pair_id": pair.id, "status": "skipped", "note": "no outcome recorded"})
         else:
             error = "No worker recorded this pair: its child failed or never ran."
-            out.append({"pair_id": pair.id, "status": "missing", "error": error})
-    if out:
-        log.warning("%d manifest pairs have no recorded outcome", len(out))
-    return out
+            outcomes.add({"pair_id": pair.id, "status": "missing", "error": error})
+    if unrecorded:
+        log.warning("%d manifest pairs have no recorded outcome", unrecorded)
 
 
 def run_manifest_key(run_id: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Container
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,18 +23,17 @@ import requests
 
 from stac_coh.errors import ConflictError
 from stac_coh.io.storage import Store
+from stac_coh.publish.cas import cas_update_json
 from stac_coh.publish.collection import (
     CATALOG_KEY,
     DEFAULT_COLLECTION_ID,
-    add_link,
-    build_root_catalog,
     collection_key,
-    set_self_link,
 )
 from stac_coh.publish.exports import GEOPARQUET_MEDIA_TYPE, GeoparquetExport, PgstacExport
 from stac_coh.publish.orphans import OrphanReport, sweep_orphans
-from stac_coh.publish.pair import GEOJSON, JSON, cas_update_json
+from stac_coh.publish.pair import GEOJSON, JSON
 from stac_coh.publish.rebuild import iter_item_keys, iter_items, rebuild_listings
+from stac_coh.publish.root_catalog import RootLink, update_root_catalog
 from stac_coh.publish.stac_api import PushResult, push_collection
 
 __all__ = ["FinalizeResult", "finalize"]
@@ -81,7 +80,7 @@ def finalize(
     geoparquet: bool = False,
     pgstac: str | None = None,
     remove_orphans: bool = False,
-    orphans_of: Collection[str] | None = None,
+    orphans_of: Container[str] | None = None,
 ) -> FinalizeResult:
     """Rebuild the listings from the items in ``store``; optionally export and push.
 
@@ -145,16 +144,9 @@ def _add_mirror_asset(store: Store, ckey: str) -> dict[str, Any]:
     return dict(json.loads(store.get(ckey).data))
 
 
-def _update_catalog(store: Store, links: list[tuple[str, str, str, str | None]]) -> None:
+def _update_catalog(store: Store, links: list[RootLink]) -> None:
     """Make the root catalog hold ``links`` and a ``self`` link to where it is now."""
-
-    def fold(current: dict[str, Any] | None) -> dict[str, Any] | None:
-        catalog = current or build_root_catalog()
-        changed = [add_link(catalog, *link) for link in links]
-        changed.append(set_self_link(catalog, store.self_href(CATALOG_KEY)))
-        return catalog if any(changed) or current is None else None
-
-    if not cas_update_json(store, CATALOG_KEY, fold):
+    if not update_root_catalog(store, links, point_self=True):
         raise ConflictError(
             f"{store.url_for(CATALOG_KEY)} kept changing while finalize updated it; run "
             "finalize again when the publishers are done."

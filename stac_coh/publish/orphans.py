@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from stac_coh.io.storage import LocalStore, S3Store, Store
@@ -92,21 +92,15 @@ def _is_item_folder(name: str) -> bool:
 
 
 def _keys(store: Store, prefix: str) -> Iterator[str]:
-    """Keys under ``prefix`` in order, page by page on S3."""
-    if not isinstance(store, S3Store):
+    """Keys under ``prefix`` in order, page by page on S3 (which lists in key order)."""
+    if isinstance(store, S3Store):
+        yield from store.iter_keys(prefix)
+    else:
         yield from store.list(prefix)
-        return
-    full = f"{store.prefix}/{prefix}" if store.prefix else prefix
-    cut = len(store.prefix) + 1 if store.prefix else 0
-    for page in store.client.get_paginator("list_objects_v2").paginate(
-        Bucket=store.bucket, Prefix=full
-    ):
-        for obj in page.get("Contents", []):
-            yield obj["Key"][cut:]
 
 
 def sweep_orphans(
-    store: Store, collection_id: str, *, remove: bool = False, only: Collection[str] | None = None
+    store: Store, collection_id: str, *, remove: bool = False, only: Container[str] | None = None
 ) -> OrphanReport:
     """Find the orphans; with ``remove``, delete those whose id is in ``only`` (None: all).
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import errno
+import json
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stac_coh.errors import InputError, ObjectNotFoundError, StorageError, TransientStorageError
 
-__all__ = ["Store", "StoredObject", "check_key", "os_error"]
+__all__ = ["JSON_CHUNK", "Store", "StoredObject", "check_key", "os_error", "read_json_objects"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,13 @@ class Store(ABC):
         """Whether ``key`` exists."""
 
     @abstractmethod
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with ``prefix``, streamed page by page in no promised order (temp
+        and lock files excluded): a listing of millions of keys never sits in memory."""
+
     def list(self, prefix: str = "") -> list[str]:
         """Every key starting with ``prefix``, sorted (temp and lock files excluded)."""
+        return sorted(self.iter_keys(prefix))
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -111,6 +120,30 @@ class Store(ABC):
                 if href.startswith(base):
                     return href[len(base) :]
         return None
+
+
+JSON_CHUNK = 256
+"""JSON objects :func:`read_json_objects` reads in parallel and holds at once."""
+
+
+def read_json_objects(
+    store: Store, keys: Iterable[str], *, readers: int = 16, chunk: int = JSON_CHUNK
+) -> Iterator[tuple[str, Any]]:
+    """(key, parsed JSON) for ``keys`` in their order, read ``readers`` at a time, a chunk
+    at a time: memory stays one chunk however many keys there are."""
+
+    def read(key: str) -> Any:
+        return json.loads(store.get(key).data)
+
+    with ThreadPoolExecutor(max_workers=readers) as pool:
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) >= chunk:
+                yield from zip(batch, pool.map(read, batch), strict=True)
+                batch = []
+        if batch:
+            yield from zip(batch, pool.map(read, batch), strict=True)
 
 
 def check_key(key: str) -> str:

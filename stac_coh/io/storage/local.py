@@ -120,12 +120,11 @@ class LocalStore(Store):
         """Whether the file exists."""
         return self.path_for(key).is_file()
 
-    def list(self, prefix: str = "") -> list[str]:
-        """Keys under ``prefix``, skipping hidden temp/lock files."""
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys under ``prefix``, folder by folder, skipping hidden temp/lock files."""
         start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
         if not start.is_dir():
-            return []
-        keys = []
+            return
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = Path(dirpath).relative_to(self.root).as_posix()
@@ -134,8 +133,7 @@ class LocalStore(Store):
                     continue
                 key = name if rel == "." else f"{rel}/{name}"
                 if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
+                    yield key
 
     def delete(self, key: str) -> None:
         """Remove the file if present."""

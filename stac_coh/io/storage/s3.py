@@ -29,6 +29,11 @@ T = TypeVar("T")
 DEFAULT_PART_SIZE = 64 * 2**20
 """Multipart part size on S3 (S3 needs >= 5 MiB for all parts but the last)."""
 
+POOL_CONNECTIONS = 32
+"""HTTP connections one client keeps: more than the threads stac-coh runs on it at once
+(16 readers in ``finalize`` and the run report, 10 parts of a multipart upload); botocore's
+10 would make every read beyond the tenth open and drop a connection."""
+
 
 def _retry_conflicts(action: Callable[[], T], what: str, attempts: int = 8) -> T:
     """Retry S3's 409 ConditionalRequestConflict (a concurrent conditional write in flight)."""
@@ -128,7 +133,7 @@ class S3Store(Store):
             # AWS's own AWS_MAX_ATTEMPTS, when set (e.g. by a job definition), wins.
             attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or self.max_attempts)
             retries: Any = {"total_max_attempts": attempts, "mode": self.retry_mode}
-            config = Config(retries=retries)
+            config = Config(retries=retries, max_pool_connections=POOL_CONNECTIONS)
             self._client = boto3.session.Session().client("s3", config=config)
         return self._client
 
@@ -204,16 +209,14 @@ class S3Store(Store):
             return False
         return True
 
-    def list(self, prefix: str = "") -> list[str]:
-        """ListObjectsV2 under ``prefix``."""
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """ListObjectsV2 under ``prefix``, one page (1,000 keys) at a time, in key order."""
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         cut = len(self.prefix) + 1 if self.prefix else 0
-        keys: list[str] = []
         with self._errors(prefix or "/"):
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
-                keys.extend(obj["Key"][cut:] for obj in page.get("Contents", []))
-        return sorted(keys)
+                yield from (obj["Key"][cut:] for obj in page.get("Contents", []))
 
     def delete(self, key: str) -> None:
         """DELETE the object (no error if absent)."""

@@ -32,8 +32,6 @@ import numpy as np
 import torch
 
 from stac_coh.infer.estimators import siegert_coherence
-from stac_coh.model.card import ModelCard
-from stac_coh.model.resunet import ResUNet
 from stac_coh.model.weight_sources import bundled_weights
 from stac_coh.model.weights import load_weights
 from stac_coh.science.calibrate import (
@@ -41,7 +39,6 @@ from stac_coh.science.calibrate import (
     collect_components,
     coverage,
     fit_uncertainty,
-    scene_components,
     spearman,
 )
 from stac_coh.science.datasets import load_pair, read_dataset
@@ -139,11 +136,18 @@ def calibrated(path: str, calibration: Path, views: int) -> tuple:
     return model, replace(card, uncertainty=mapping)
 
 
-def evaluate(model, card, sim: Path, views: int) -> tuple[dict, Components]:
-    """Metrics of recalibrated weights on a test set, pooled and by scene kind."""
+def evaluate(model, card, sim: Path, views: int) -> tuple[dict, Components, list[dict]]:
+    """Metrics of recalibrated weights on a test set, pooled and by scene kind, and per
+    scene (one forward pass per scene serves both)."""
+    entries = read_dataset(sim)
+    rows: dict[str, dict] = {}
+
+    def keep(entry, mean: np.ndarray, truth: np.ndarray) -> None:
+        rows[entry.id] = scene_row(entry, mean, truth)
+
     parts = {
-        kind: collect_components(model, card, subset, views=views, seed=2)
-        for kind, subset in scene_kinds(read_dataset(sim)).items()
+        kind: collect_components(model, card, subset, views=views, seed=2, on_scene=keep)
+        for kind, subset in scene_kinds(entries).items()
     }
     comp = joined(parts.values())
     result = metrics(comp, comp.sigma(card.uncertainty))
@@ -151,7 +155,7 @@ def evaluate(model, card, sim: Path, views: int) -> tuple[dict, Components]:
         result[kind] = {
             k: v for k, v in metrics(part, part.sigma(card.uncertainty)).items() if k != "bins"
         }
-    return result, comp
+    return result, comp, [rows[e.id] for e in entries]
 
 
 def joined(parts: Iterable[Components]) -> Components:
@@ -169,27 +173,19 @@ def scene_kinds(entries: list) -> dict[str, list]:
     return {k: v for k, v in (("coupled", coupled), ("decoupled", decoupled)) if v}
 
 
-def per_scene(model: ResUNet, card: ModelCard, sim: Path, views: int) -> list[dict]:
-    """Whole-scene RMSE and bias of every test scene, with what the scene drew."""
-    rows = []
-    for entry in read_dataset(sim):
-        t1, t2, y = load_pair(entry, "coherence")
-        assert y is not None  # simulated sets always carry their true coherence
-        mean = scene_components(model, card, t1, t2, views)[0]
-        good = np.isfinite(mean) & np.isfinite(y)
-        err = mean[good] - y[good]
-        domain = entry.extra.get("domain", {})
-        rows.append(
-            {
-                "id": entry.id,
-                "n": int(err.size),
-                "rmse": float(np.sqrt(np.mean(err**2))),
-                "bias": float(np.mean(err)),
-                "decoupled": bool(domain.get("decoupled", False)),
-                "gain_db": float(domain.get("gain_db", 0.0)),
-            }
-        )
-    return rows
+def scene_row(entry, mean: np.ndarray, truth: np.ndarray) -> dict:
+    """Whole-scene RMSE and bias of one test scene, with what the scene drew."""
+    good = np.isfinite(mean) & np.isfinite(truth)
+    err = mean[good] - truth[good]
+    domain = entry.extra.get("domain", {})
+    return {
+        "id": entry.id,
+        "n": int(err.size),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "bias": float(np.mean(err)),
+        "decoupled": bool(domain.get("decoupled", False)),
+        "gain_db": float(domain.get("gain_db", 0.0)),
+    }
 
 
 def scene_bias(rows: list[dict]) -> dict[str, float]:
@@ -357,9 +353,8 @@ def main() -> None:
                 str(run / "model.safetensors"), sets["calibration"], args.views
             )
         model, card = loaded[run]
-        held, comp = evaluate(model, card, sets[name], args.views)
+        held, comp, scenes = evaluate(model, card, sets[name], args.views)
         pooled.append((comp, comp.sigma(card.uncertainty)))
-        scenes = per_scene(model, card, sets[name], args.views)
         config = json.loads((run / "config.json").read_text())
         summary["calibration"][run.name] = asdict(card.uncertainty)
         summary["settings"][name] = {

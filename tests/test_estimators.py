@@ -14,6 +14,7 @@ from stac_coh.infer.estimators import (
     box_mean,
     boxcar_coherence,
     expected_boxcar_coherence,
+    region_coherence,
     siegert_coherence,
 )
 
@@ -82,6 +83,33 @@ def test_siegert_recovers_gamma_from_single_look_intensities(gamma):
     centre = estimate[40:-40, 40:-40]
     assert np.median(centre) == pytest.approx(gamma, abs=0.06)
     assert np.all((sigma >= 0) & (sigma <= 1))
+
+
+def textured_region(gamma: float, looks: int, texture_std: float, seed: int):
+    """Intensities of one region: ``looks`` averaged looks, times a texture both dates share."""
+    z1, z2 = correlated_slcs(gamma, (looks, 400_000), seed)
+    s1, s2 = (np.mean(np.abs(z) ** 2, axis=0) for z in (z1, z2))
+    rng = np.random.default_rng(seed + 1)
+    texture = np.exp(texture_std * rng.standard_normal(s1.size) - texture_std**2 / 2)
+    return texture * s1, 3.0 * texture * s2  # a different level on date 2 changes nothing
+
+
+@pytest.mark.parametrize("gamma", [0.3, 0.6, 0.9])
+def test_region_coherence_removes_the_texture_siegert_reads_as_coherence(gamma):
+    t1, t2 = textured_region(gamma, looks=3, texture_std=0.5, seed=11)
+    corrected, texture = region_coherence(t1, t2, looks=3)
+    assert corrected == pytest.approx(gamma, abs=0.02)
+    assert texture == pytest.approx(math.exp(0.5**2) - 1, rel=0.15)  # lognormal variance
+    siegert, _ = region_coherence(t1, t2)
+    assert siegert > gamma + 0.04  # the shared texture correlates the dates by itself
+    plain, none = region_coherence(*textured_region(gamma, looks=3, texture_std=0.0, seed=5))
+    assert siegert > plain and none == 0.0
+
+
+def test_region_coherence_needs_nine_valid_pixels():
+    t = np.full(20, np.nan)
+    t[:8] = 1.0
+    assert all(math.isnan(v) for v in region_coherence(t, t, looks=4))
 
 
 def test_siegert_ignores_nodata_and_marks_it():

@@ -86,3 +86,16 @@ def test_study_finds_the_run_that_left_a_setting_out_and_splits_by_scene_kind(tm
     boot = next(x for x in lines if x.startswith("| looks-6-8 | 2 |")).split("|")
     low, high = (float(v) for v in boot[4].split("-"))
     assert low <= float(boot[3]) <= high and low <= mse.min() ** 0.5 + 1e-3  # one scene twice
+
+    # the oracles regenerate each scene's parcels from its seed: they must match the scene
+    script = ROOT / "benchmarks" / "held_out_oracles.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--study", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    oracle = next(x for x in done.stdout.splitlines() if x.startswith("| looks-6-8 | 2 |"))
+    cells = [c.strip() for c in oracle.split("|")[1:-1]]
+    assert cells[2] == f"{held['rmse']:.3f} / {held['bias']:+.3f}"
+    for cell in cells[3:]:
+        rmse, bias = (float(v) for v in cell.split(" (")[0].split(" / "))
+        assert 0.0 < rmse < 1.0 and abs(bias) <= rmse

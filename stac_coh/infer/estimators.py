@@ -30,6 +30,7 @@ __all__ = [
     "boxcar_coherence",
     "expected_boxcar_coherence",
     "nan_box_mean",
+    "region_coherence",
     "siegert_coherence",
 ]
 
@@ -149,6 +150,33 @@ def siegert_coherence(
     gamma[~valid] = np.nan
     sigma[~valid] = np.nan
     return gamma.astype(np.float32), sigma.astype(np.float32)
+
+
+def region_coherence(
+    t1: npt.ArrayLike, t2: npt.ArrayLike, looks: float | None = None
+) -> tuple[float, float]:
+    """Coherence of one homogeneous region from its intensities alone: (gamma, texture var).
+
+    Over the region's mean, ``a = T S1`` and ``b = T S2``, with a texture ``T`` common to
+    both dates (variance ``v``) and speckle of ``looks`` looks, ``var(a) = v + (1 + v) / L``
+    and ``cov(a, b) = v + gamma^2 (1 + v) / L``. Given the looks this separates the
+    texture, which biases the Siegert estimator upwards, from the coherence; without them
+    (``None``) it is Siegert's ``sqrt(rho)`` over the region and the texture reads as 0.
+    NaN for fewer than 9 valid pixels.
+    """
+    a, b = np.asarray(t1, np.float64).ravel(), np.asarray(t2, np.float64).ravel()
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    if ok.sum() < 9:
+        return math.nan, math.nan
+    a, b = a[ok] / a[ok].mean(), b[ok] / b[ok].mean()
+    cov = float(np.mean((a - 1.0) * (b - 1.0)))
+    if looks is None:
+        rho = cov / float(np.sqrt(a.var() * b.var()))
+        return math.sqrt(min(max(rho, 0.0), 1.0)), 0.0
+    variance = 0.5 * float(a.var() + b.var())
+    texture = max((variance - 1.0 / looks) / (1.0 + 1.0 / looks), 0.0)
+    gamma2 = (cov - texture) * looks / (1.0 + texture)
+    return math.sqrt(min(max(gamma2, 0.0), 1.0)), texture
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ own estimator, so the guard compares like with like.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -89,14 +90,21 @@ def collect_components(
     views: int = 2,
     per_scene: int = 20_000,
     seed: int = 0,
+    on_scene: Callable[[DatasetEntry, F64, F64], None] | None = None,
 ) -> Components:
-    """Sample ``per_scene`` valid pixels of every scene (true coherence label)."""
+    """Sample ``per_scene`` valid pixels of every scene (true coherence label).
+
+    ``on_scene(entry, mean, truth)`` sees each whole scene, so a caller that also wants
+    whole-scene figures needs no second forward pass.
+    """
     rng = np.random.default_rng(seed)
     parts: list[list[F64]] = [[], [], [], []]
     for entry in entries:
         t1, t2, y = load_pair(entry, "coherence")
         assert y is not None
         mean, head, spread = scene_components(model, card, t1, t2, views)
+        if on_scene is not None:
+            on_scene(entry, mean, np.asarray(y, np.float64))
         good = np.flatnonzero(np.isfinite(mean.ravel()) & np.isfinite(y.ravel()))
         pick = rng.choice(good, size=min(per_scene, good.size), replace=False)
         for part, array in zip(parts, (y, mean, head, spread), strict=True):

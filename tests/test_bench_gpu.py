@@ -20,12 +20,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_gpu  # noqa: E402
 
+from stac_coh.infer.precision import cpu_has_native_bf16  # noqa: E402
+
 
 def test_defaults_cover_every_precision_and_a_full_rtc_scene():
     args = bench_gpu.parse_args([])
     assert args.device == "cuda"
     assert args.precisions == ["fp32", "fp16", "bf16", "auto"]
     assert args.batches == [1, 2, 4, 8] and args.scene == [17000, 25000]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_dry_run_leaves_out_bf16_only_where_the_cpu_emulates_it(native, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": native})
+    args = bench_gpu.parse_args(["--device", "cpu", "--dry"])
+    dropped = bench_gpu.drop_emulated_in_dry(args, torch.device("cpu"))
+    assert dropped == ([] if native else ["bf16"])
+    assert args.precisions == (["fp32", "bf16"] if native else ["fp32"])
 
 
 def test_dry_mode_shrinks_everything():
@@ -75,7 +86,11 @@ def test_a_dry_run_on_the_cpu_reports_every_part(tmp_path):
     assert results["dry"] and "DRY RUN" in done.stdout
     rows = results["network"]
     settings = {(r["precision"], r["layout"], r["batch"]) for r in rows}
-    assert len(rows) == len(settings) == 2 * 2 * 2  # fp32/bf16 x layouts x batches 1, 2
+    # bf16 only where the CPU executes it: emulated, this dry run would take most of an hour
+    precisions = ["fp32", "bf16"] if cpu_has_native_bf16() else ["fp32"]
+    assert results["dropped"] == ([] if cpu_has_native_bf16() else ["bf16"])
+    assert {r["precision"] for r in rows} == set(precisions)
+    assert len(rows) == len(settings) == len(precisions) * 2 * 2  # x layouts x batches 1, 2
     assert all(not r["oom"] and r["mp_per_s"] > 0 and r["peak_gib"] is None for r in rows)
     scene = results["scene"]
     assert (scene["rows"], scene["cols"]) == bench_gpu.DRY_SCENE

@@ -138,11 +138,16 @@ def finalize_command(
         typer.echo(f"pgstac: {result.pgstac_items} items loaded")
 
 
+def _any_key(store: Store, prefix: str) -> bool:
+    """Whether any key starts with ``prefix`` (one LIST page, not the whole listing)."""
+    return next(iter(store.iter_keys(prefix)), None) is not None
+
+
 def _check_collection(store: Store, out: str, collection: str) -> None:
     """Refuse a collection the catalog does not have (finalize would create it empty)."""
     from stac_coh.publish.collection import CATALOG_KEY, collection_key
 
-    if store.exists(collection_key(collection)) or store.list(f"{collection}/"):
+    if store.exists(collection_key(collection)) or _any_key(store, f"{collection}/"):
         return  # the collection, or items of it (workers publish before finalize makes it)
     catalog = store.get_or_none(CATALOG_KEY)
     known: list[str] = []

@@ -149,7 +149,7 @@ def resolve_started(
 
 def recorded_count(store: Store, run_id: str) -> int:
     """Pairs of a run with a recorded outcome (one LIST per 1,000 pairs)."""
-    return sum(1 for key in store.list(_prefix(run_id, "pairs")) if key.endswith(".json"))
+    return sum(1 for key in store.iter_keys(_prefix(run_id, "pairs")) if key.endswith(".json"))
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,12 @@ from typing import Any
 
 from stac_coh.errors import ConflictError
 from stac_coh.io.storage import Store
+from stac_coh.publish.layout import JSON
 
-__all__ = ["CAS_ATTEMPTS", "JSON_MEDIA_TYPE", "cas_update_json"]
+__all__ = ["CAS_ATTEMPTS", "cas_update_json"]
 
 CAS_ATTEMPTS = 40
 """Compare-and-swap attempts on a listing before leaving it to ``finalize``."""
-
-JSON_MEDIA_TYPE = "application/json"
 
 
 def cas_update_json(
@@ -43,9 +42,9 @@ def cas_update_json(
         body = json.dumps(updated, indent=2).encode()
         try:
             if current is None:
-                store.put_new(key, body, content_type=JSON_MEDIA_TYPE)
+                store.put_new(key, body, content_type=JSON)
             else:
-                store.put_if_match(key, body, current.etag, content_type=JSON_MEDIA_TYPE)
+                store.put_if_match(key, body, current.etag, content_type=JSON)
             return True
         except ConflictError:
             time.sleep(min(2.0, 0.02 * 1.5**attempt) * random.uniform(0.5, 1.5))

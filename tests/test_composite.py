@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,6 +14,7 @@ from stac_coh.cli import app
 from stac_coh.composite.decay import TAU_MAX, decay_model, fit_decay
 from stac_coh.composite.pairs import PairRecord, pair_record, resolve_href
 from stac_coh.composite.periods import parse_months, plan_periods
+from stac_coh.composite.run import CompositeRequest, plan_composites
 from stac_coh.composite.stack import LEVELS, HistogramMedian, RunningMean, SortedMedian
 from stac_coh.composite.tiles import group_tiles, lattice_of, stack_key
 from stac_coh.errors import InputError
@@ -127,6 +129,22 @@ def test_grid_code_names_the_tile_and_groups_however_far_apart():
         9100,
         9100,
     )
+
+
+def test_a_plan_does_not_depend_on_the_order_the_source_lists_pairs_in():
+    # A folder lists in directory order, S3 in key order, an API in its own: same plan.
+    days = [3, 15, 27, 9, 21]
+    pairs = [
+        replace(_record(f"p{d:02d}", 500_000, 5_000_000), start=_utc(2026, 6, d)) for d in days
+    ]
+    request = CompositeRequest(periods=tuple(plan_periods(start="2026-06-01", end="2026-06-30")))
+    plans = [
+        plan_composites(order, request)
+        for order in (pairs, pairs[::-1], sorted(pairs, key=lambda p: p.id))
+    ]
+    assert plans[0] == plans[1] == plans[2]
+    (unit,) = plans[0].units
+    assert [p.id for p in unit.pairs[12]] == ["p03", "p09", "p15", "p21", "p27"]
 
 
 def test_pair_record_reads_published_items_and_resolves_relative_hrefs():

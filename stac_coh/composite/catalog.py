@@ -37,7 +37,7 @@ from stac_coh.publish.collection import (
     extend_extent,
     item_key,
 )
-from stac_coh.publish.pair import GEOJSON, JSON
+from stac_coh.publish.layout import GEOJSON, JSON
 from stac_coh.publish.render import COLORMAP_NAME
 from stac_coh.publish.root_catalog import update_root_catalog
 

@@ -223,7 +223,7 @@ def plan_composites(records: Iterable[PairRecord], request: CompositeRequest) ->
             by_code[code],
             periods[label],
             pol,
-            {b: tuple(ps) for b, ps in sorted(pairs.items())},
+            {b: tuple(sorted(ps, key=_pair_order)) for b, ps in sorted(pairs.items())},
             request.stat,
         )
         for (code, label, pol), pairs in grouped.items()
@@ -231,6 +231,11 @@ def plan_composites(records: Iterable[PairRecord], request: CompositeRequest) ->
     order = {p.label: i for i, p in enumerate(request.periods)}
     units.sort(key=lambda u: (u.tile.code, order[u.period.label], u.polarization))
     return CompositePlan(tuple(tiles), tuple(units), dict(ignored))
+
+
+def _pair_order(record: PairRecord) -> tuple[datetime, str]:
+    """Time, then id: a unit's stack does not depend on the order a source lists pairs in."""
+    return record.start, record.id
 
 
 def run_unit(

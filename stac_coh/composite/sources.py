@@ -6,25 +6,22 @@ time as they are parsed, so planning holds records (about 1 KB each), never item
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from stac_coh.composite.pairs import PairRecord, pair_record
 from stac_coh.errors import InputError, SearchError, SourceUnreachableError
-from stac_coh.io.storage import Store, open_store
-from stac_coh.publish.collection import CATALOG_KEY, is_item_key
+from stac_coh.io.storage import Store, open_store, read_json_objects
+from stac_coh.publish.collection import CATALOG_KEY
+from stac_coh.publish.rebuild import iter_item_keys
 
 __all__ = ["PairSource", "open_pair_source"]
 
 log = logging.getLogger(__name__)
 
-_READERS = 16
-_BATCH = 512
 _PAGE_SIZE = 250
 
 
@@ -56,24 +53,19 @@ class PairSource:
         return None if self.store is None else self.store.key_for(record.item_href)
 
     def _store_pairs(self) -> Iterator[PairRecord]:
-        """Read the item JSONs of the collection in parallel, a batch at a time."""
+        """Stream the collection's item keys and read their JSONs in parallel, a chunk at a time."""
         store = self.store
         assert store is not None
-        keys = [
-            k for k in store.list(f"{self.collection_id}/") if is_item_key(self.collection_id, k)
-        ]
-        if not keys and not store.exists(CATALOG_KEY):
+        seen = 0
+        for key, item in read_json_objects(store, iter_item_keys(store, self.collection_id)):
+            seen += 1
+            if (record := pair_record(item, store.url_for(key))) is not None:
+                yield record
+        if not seen and not store.exists(CATALOG_KEY):
             raise InputError(
                 f"{store.url} holds no stac-coh catalog (no catalog.json, no items); pass the "
                 "folder or s3:// prefix a run published into."
             )
-
-        def read(key: str) -> PairRecord | None:
-            return pair_record(json.loads(store.get(key).data), store.url_for(key))
-
-        with ThreadPoolExecutor(max_workers=_READERS) as pool:
-            for i in range(0, len(keys), _BATCH):
-                yield from filter(None, pool.map(read, keys[i : i + _BATCH]))
 
     def _api_pairs(self, start: datetime, stop: datetime) -> Iterator[PairRecord]:
         """Search the STAC API collection for the time range; parse items page by page."""

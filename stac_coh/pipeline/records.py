@@ -26,6 +26,7 @@ from typing import Any
 from stac_coh.errors import InputError
 from stac_coh.io.storage import Store, read_json_objects
 from stac_coh.publish.collection import item_key
+from stac_coh.publish.layout import JSON
 
 __all__ = [
     "REPORTS_PREFIX",
@@ -50,7 +51,6 @@ STARTED = "started"
 
 _DIED_AFTER_PUBLISHING = "published by an attempt that died before recording it"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
-_JSON = "application/json"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -102,10 +102,10 @@ def record_outcome(store: Store, run_id: str, entry: Mapping[str, Any]) -> None:
             entry = {**entry, "status": "published", "note": _DIED_AFTER_PUBLISHING}
             status = "published"
     body = json.dumps(dict(entry)).encode()
-    store.put(outcome_key(run_id, pair_id), body, content_type=_JSON)
+    store.put(outcome_key(run_id, pair_id), body, content_type=JSON)
     marker = failed_key(run_id, pair_id)
     if status == "failed":
-        store.put(marker, body, content_type=_JSON)
+        store.put(marker, body, content_type=JSON)
     elif status in ("published", "skipped"):
         store.delete(marker)  # an earlier attempt may have failed; absent is fine too
 

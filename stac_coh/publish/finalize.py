@@ -30,8 +30,8 @@ from stac_coh.publish.collection import (
     collection_key,
 )
 from stac_coh.publish.exports import GEOPARQUET_MEDIA_TYPE, GeoparquetExport, PgstacExport
+from stac_coh.publish.layout import GEOJSON, JSON
 from stac_coh.publish.orphans import OrphanReport, sweep_orphans
-from stac_coh.publish.pair import GEOJSON, JSON
 from stac_coh.publish.rebuild import iter_item_keys, iter_items, rebuild_listings
 from stac_coh.publish.root_catalog import RootLink, update_root_catalog
 from stac_coh.publish.stac_api import PushResult, push_collection

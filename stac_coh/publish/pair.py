@@ -45,6 +45,8 @@ from stac_coh.publish.collection import (
 from stac_coh.publish.item import ASSETS, ItemInputs, build_item
 from stac_coh.publish.known import KnownFacts
 from stac_coh.publish.layout import (
+    GEOJSON,
+    JSON,
     build_subcatalog,
     group_key,
     item_href_from_year,
@@ -76,8 +78,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-GEOJSON = "application/geo+json"
 _OCTETS = "application/octet-stream"
 
 

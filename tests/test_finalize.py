@@ -260,6 +260,25 @@ def test_finish_run_removes_only_the_orphans_of_its_manifest(tmp_path: Path) -> 
     assert stored["manifest_pairs"] == 2
 
 
+def test_manifest_pairs_without_an_outcome_are_skipped_or_missing_over_many_chunks(
+    store: Store, tmp_path: Path
+) -> None:
+    # A run whose children all died: every pair is looked up, more than one chunk of them.
+    published = publish_unregistered(store, tmp_path, n=3)
+    record_outcome(store, "run-m", entry(published[2]))
+    unrun = fake_manifest(JSON_CHUNK + 40).pairs
+    twice = (unrun[3], unrun[7])  # listed again in the same chunk and in a later one
+    pairs = (*unrun[:5], twice[0], make_pair(0), *unrun[5:], make_pair(1), make_pair(2), twice[1])
+    finish_run(store, run_id="run-m", manifest=replace(fake_manifest(1), pairs=pairs))
+    stored = load(store, "reports/run-m.json")
+    statuses = {p["pair_id"]: p["status"] for p in stored["pairs"]}
+    assert len(stored["pairs"]) == len(statuses) == len(unrun) + 3  # each pair once
+    assert statuses[published[0].pair_id] == statuses[published[1].pair_id] == "skipped"
+    assert statuses[published[2].pair_id] == "published"
+    assert {statuses[p.id] for p in unrun} == {"missing"}
+    assert stored["manifest_pairs"] == len(pairs)
+
+
 def test_outcome_table_reads_back_in_python_string_order() -> None:
     ids = ["b", "a-b", "a_b", "B", "\u00e9t\u00e9", "a", "a.b", "Z9", "a"]
     with OutcomeTable() as table:

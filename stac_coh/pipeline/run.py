@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from stac_coh.io.storage import Store
+from stac_coh.io.storage import Store, map_keys
 from stac_coh.pipeline.records import (
     iter_recorded_outcomes,
     new_run_id,
@@ -254,15 +254,21 @@ def _gather_outcomes(
     if manifest is None:
         return
     unrecorded = 0
-    for pair in manifest.pairs:
-        if pair.id in outcomes:
+    ids = (p.id for p in manifest.pairs if p.id not in outcomes)
+
+    def published(pair_id: str) -> bool:
+        return store.exists(item_key(collection_id, pair_id))
+
+    # A run whose children all died leaves every pair unrecorded: one HEAD each, in parallel.
+    for pair_id, has_item in map_keys(ids, published):
+        if pair_id in outcomes:  # listed twice in the manifest
             continue
         unrecorded += 1
-        if store.exists(item_key(collection_id, pair.id)):
-            outcomes.add({"pair_id": pair.id, "status": "skipped", "note": "no outcome recorded"})
+        if has_item:
+            outcomes.add({"pair_id": pair_id, "status": "skipped", "note": "no outcome recorded"})
         else:
             error = "No worker recorded this pair: its child failed or never ran."
-            outcomes.add({"pair_id": pair.id, "status": "missing", "error": error})
+            outcomes.add({"pair_id": pair_id, "status": "missing", "error": error})
     if unrecorded:
         log.warning("%d manifest pairs have no recorded outcome", unrecorded)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stac_coh.errors import InputError
-from stac_coh.io.storage.base import Store, StoredObject, read_json_objects
+from stac_coh.io.storage.base import Store, StoredObject, map_keys, read_json_objects
 from stac_coh.io.storage.local import LocalStore
 from stac_coh.io.storage.s3 import S3Store
 
@@ -28,6 +28,7 @@ __all__ = [
     "S3Store",
     "Store",
     "StoredObject",
+    "map_keys",
     "open_store",
     "read_json_objects",
 ]

@@ -6,15 +6,25 @@ import errno
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from stac_coh.errors import InputError, ObjectNotFoundError, StorageError, TransientStorageError
 
-__all__ = ["JSON_CHUNK", "Store", "StoredObject", "check_key", "os_error", "read_json_objects"]
+__all__ = [
+    "JSON_CHUNK",
+    "Store",
+    "StoredObject",
+    "check_key",
+    "map_keys",
+    "os_error",
+    "read_json_objects",
+]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,27 +133,35 @@ class Store(ABC):
 
 
 JSON_CHUNK = 256
-"""JSON objects :func:`read_json_objects` reads in parallel and holds at once."""
+"""Keys :func:`map_keys` (and so :func:`read_json_objects`) works on at once."""
 
 
-def read_json_objects(
-    store: Store, keys: Iterable[str], *, readers: int = 16, chunk: int = JSON_CHUNK
-) -> Iterator[tuple[str, Any]]:
-    """(key, parsed JSON) for ``keys`` in their order, read ``readers`` at a time, a chunk
-    at a time: memory stays one chunk however many keys there are."""
-
-    def read(key: str) -> Any:
-        return json.loads(store.get(key).data)
-
+def map_keys(
+    keys: Iterable[str], fn: Callable[[str], T], *, readers: int = 16, chunk: int = JSON_CHUNK
+) -> Iterator[tuple[str, T]]:
+    """(key, ``fn(key)``) for ``keys`` in their order, ``readers`` calls at a time, a chunk
+    at a time: for requests to a store, whose latency rather than its bandwidth limits a
+    large run; memory stays one chunk however many keys there are."""
     with ThreadPoolExecutor(max_workers=readers) as pool:
         batch: list[str] = []
         for key in keys:
             batch.append(key)
             if len(batch) >= chunk:
-                yield from zip(batch, pool.map(read, batch), strict=True)
+                yield from zip(batch, pool.map(fn, batch), strict=True)
                 batch = []
         if batch:
-            yield from zip(batch, pool.map(read, batch), strict=True)
+            yield from zip(batch, pool.map(fn, batch), strict=True)
+
+
+def read_json_objects(
+    store: Store, keys: Iterable[str], *, readers: int = 16, chunk: int = JSON_CHUNK
+) -> Iterator[tuple[str, Any]]:
+    """(key, parsed JSON) for ``keys`` in their order, read in parallel (:func:`map_keys`)."""
+
+    def read(key: str) -> Any:
+        return json.loads(store.get(key).data)
+
+    return map_keys(keys, read, readers=readers, chunk=chunk)
 
 
 def check_key(key: str) -> str:

@@ -99,6 +99,32 @@ def test_shift_correlation_matches_the_simulated_pair(model, shift):
     assert again.shift_correlation(shift) == pytest.approx(model.shift_correlation(shift), abs=1e-3)
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        SpeckleModel(3, "gaussian", (2.0, 2.5), 1.0, (3.0, 2.5)),
+        SpeckleModel(3, "independent", (2.0, 2.0), 1.0, (1.5, 1.5)),
+    ],
+)
+def test_lag_correlation_says_where_a_shift_moves_the_correlation(model):
+    size, shift = 192, (-0.3, 0.45)
+    ones = np.ones((size, size))
+    t1, t2, _ = detect_pair(ones, ones, ones, model, shift, np.random.default_rng(7))
+
+    def simulated(dy, dx):
+        a = t1[max(0, -dy) : size - max(0, dy), max(0, -dx) : size - max(0, dx)]
+        b = t2[max(0, dy) : size - max(0, -dy), max(0, dx) : size - max(0, -dx)]
+        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+    for lag in [(0, 0), (0, -1), (0, 1), (1, 0), (1, -1)]:
+        assert model.lag_correlation(shift, lag) == pytest.approx(simulated(*lag), abs=0.02)
+    assert model.lag_correlation(shift, (0, 0)) == model.shift_correlation(shift)
+    # t2 samples the speckle at p + shift, so its correlation with t1 at p sits at p - 1
+    # along a positive shift, at p + 1 along a negative one.
+    assert model.lag_correlation(shift, (0, -1)) > model.lag_correlation(shift, (0, 1))
+    assert model.lag_correlation(shift, (1, 0)) > model.lag_correlation(shift, (-1, 0))
+
+
 def test_a_speckle_record_without_its_model_is_refused():
     with pytest.raises(InputError, match="speckle model record"):
         SpeckleModel.from_record({"psf": "sinc", "enl": 3.0})

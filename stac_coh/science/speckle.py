@@ -136,11 +136,20 @@ class SpeckleModel:
         any estimator of the local intensity correlation (Siegert, and a network reading
         speckle), which cannot tell the two apart within one parcel.
         """
+        return self.lag_correlation(shift, (0, 0))
+
+    def lag_correlation(self, shift: tuple[float, float], lag: tuple[int, int]) -> float:
+        """Intensity correlation at coherence 1 of t1 at pixel p and t2 at p + ``lag``.
+
+        t2 is shifted by ``shift`` px as the simulator shifts it. Where a shift lowers the
+        correlation at lag 0, this says whether it reappears at a neighbouring pixel (where
+        the pair could show its misregistration) or is lost.
+        """
         f = self.oversample
         return float(
             np.prod(
                 [
-                    self._intensity_cov(a, 0, shift[a] * f) / self._intensity_cov(a, 0)
+                    self._intensity_cov(a, lag[a] * f, shift[a] * f) / self._intensity_cov(a, 0)
                     for a in (0, 1)
                 ]
             )

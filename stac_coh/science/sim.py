@@ -13,8 +13,9 @@ output, a and b iid circular complex Gaussians low-passed by an impulse response
 images are ``|z|^2`` block-averaged to the 10 m grid (ENL about 4.5, like GRD/RTC);
 ``SceneSpec.speckle`` picks any other :class:`~stac_coh.science.speckle.SpeckleModel`
 (looks, impulse response, sampling, correlated pixels). A sub-pixel misregistration
-shifts the speckle of the second date only for its detected image; the boxcar label is
-computed from the interferometrically coregistered SLCs. Thermal noise (NESZ) adds to
+shifts the speckle of the second date (or, with ``shift_scene``, the whole second date)
+only for its detected image; the boxcar label is computed from the interferometrically
+coregistered SLCs. Thermal noise (NESZ) adds to
 both dates and lowers the true coherence of dark surfaces accordingly. Calibration gains
 and incidence ramps (``gain_db``, ``relative_gain_db``, ``ramp_db``) scale the detected
 images only: they change no coherence.
@@ -93,6 +94,9 @@ class SceneSpec:
     """Window of the boxcar label, in SLC samples (odd)."""
     misregistration: tuple[float, float] = (0.0, 0.0)
     """Shift (rows, cols) of the second date's detected image, in output pixels."""
+    shift_scene: bool = False
+    """Shift the whole second date (power, texture, parcel edges and speckle), as a
+    geolocation error does; by default only its speckle moves."""
     nodata_border: bool = True
     """Give some scenes a slanted swath edge of nodata."""
     pixel_size: float = 10.0
@@ -236,7 +240,14 @@ def _speckle(
     """Correlated SLCs on the fine grid -> detected multilooked t1, t2 and the boxcar label."""
     if spec.speckle is not None:
         return detect_pair(
-            p1, p2, gamma, spec.speckle, spec.misregistration, rng, spec.boxcar_window
+            p1,
+            p2,
+            gamma,
+            spec.speckle,
+            spec.misregistration,
+            rng,
+            spec.boxcar_window,
+            shift_scene=spec.shift_scene,
         )
     f = spec.oversample
     transfer = _gaussian_transfer((p1.shape[0] * f, p1.shape[1] * f), spec.psf_sigma)
@@ -250,6 +261,7 @@ def _speckle(
         rng,
         lambda power: _multilook(power, f),
         spec.boxcar_window,
+        shift_scene=spec.shift_scene,
     )
 
 

@@ -213,6 +213,20 @@ def _shift_ramp(shape: tuple[int, int], dy: float, dx: float) -> npt.NDArray[np.
     return np.exp(2j * np.pi * (fy * dy + fx * dx))
 
 
+def _sample_at(field: npt.NDArray[np.floating[Any]], dy: float, dx: float) -> F64:
+    """Bilinear samples of ``field`` at (y + dy, x + dx), edges held (fields with steps)."""
+    rows, cols = field.shape
+    y = np.clip(np.arange(rows) + dy, 0, rows - 1)
+    x = np.clip(np.arange(cols) + dx, 0, cols - 1)
+    y0 = np.minimum(np.floor(y).astype(np.int64), rows - 2)
+    x0 = np.minimum(np.floor(x).astype(np.int64), cols - 2)
+    wy, wx = (y - y0)[:, None], (x - x0)[None, :]
+    field = field.astype(np.float64)
+    top = field[y0][:, x0] * (1 - wx) + field[y0][:, x0 + 1] * wx
+    bottom = field[y0 + 1][:, x0] * (1 - wx) + field[y0 + 1][:, x0 + 1] * wx
+    return top * (1 - wy) + bottom * wy
+
+
 def _look_average(power: F64, model: SpeckleModel) -> F32:
     """Boxcar-average detected power (FFT, periodic like the fields) and decimate."""
     f = model.oversample
@@ -238,6 +252,8 @@ def detect_pair(
     shift: tuple[float, float],
     rng: np.random.Generator,
     boxcar_window: int = 7,
+    *,
+    shift_scene: bool = False,
 ) -> tuple[F32, F32, F32]:
     """Correlated SLCs -> detected t1, t2 (t2 shifted by ``shift`` px) and the boxcar label."""
     f = model.oversample
@@ -253,6 +269,7 @@ def detect_pair(
         rng,
         lambda power: _look_average(power, model),
         boxcar_window,
+        shift_scene=shift_scene,
     )
 
 
@@ -266,12 +283,16 @@ def detect_correlated(
     rng: np.random.Generator,
     look: Callable[[F64], F32],
     boxcar_window: int = 7,
+    *,
+    shift_scene: bool = False,
 ) -> tuple[F32, F32, F32]:
     """Two SLCs of coherence ``gamma`` through ``transfer`` on the fine grid, detected by ``look``.
 
     ``transfer`` is the impulse response's Fourier transfer function on the fine grid
-    (``oversample`` samples per pixel); t2 is shifted by ``shift`` pixels; the label is the
-    boxcar coherence of the unshifted SLCs, sampled at pixel centres.
+    (``oversample`` samples per pixel); t2 is shifted by ``shift`` pixels: its speckle only,
+    or with ``shift_scene`` its power and coherence too (everything moves, as with a
+    geolocation error). The label is the boxcar coherence of the coregistered SLCs,
+    sampled at pixel centres.
     """
     f = oversample
     fine = transfer.shape
@@ -292,6 +313,8 @@ def detect_correlated(
     if dy or dx:
         ramp = _shift_ramp((fine[0], fine[1]), dy, dx)
         a_s, b_s = (np.fft.ifft2(s * ramp) for s in spectra)
+        if shift_scene:
+            amp2, g = _sample_at(amp2, dy, dx), _sample_at(g, dy, dx)
         z2_detected = amp2 * (g * a_s + np.sqrt(1.0 - g**2) * b_s)
     else:
         z2_detected = z2

@@ -123,3 +123,16 @@ def test_the_guard_benchmark_runs_and_summarises():
     )
     assert "whole-date shift, all" in done.stdout
     assert "speckle shifted alone" in done.stdout
+
+
+def test_the_cost_benchmark_runs_and_summarises():
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "misregistration_cost.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--scenes", "1", "--size", "96"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "whole date shifted" in done.stdout
+    assert "guard flag" in done.stdout

@@ -112,27 +112,20 @@ def test_the_reader_guard_warns_of_a_shifted_pair():
         assert assess_reader(ArrayPairReader(aligned.t1, aligned.t2), card).ok
 
 
-def test_the_guard_benchmark_runs_and_summarises():
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "misregistration_guard.py"
+@pytest.mark.parametrize(
+    ("script", "size", "expected"),
+    [
+        ("misregistration_guard.py", "160", ("whole-date shift, all", "speckle shifted alone")),
+        ("misregistration_cost.py", "96", ("whole date shifted", "guard flag")),
+    ],
+)
+def test_the_benchmarks_run_and_summarise(script, size, expected):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / script
     done = subprocess.run(
-        [sys.executable, str(script), "--scenes", "2", "--size", "160", "--quiet"],
+        [sys.executable, str(path), "--scenes", "1", "--size", size],
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
-    assert "whole-date shift, all" in done.stdout
-    assert "speckle shifted alone" in done.stdout
-
-
-def test_the_cost_benchmark_runs_and_summarises():
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "misregistration_cost.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--scenes", "1", "--size", "96"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    assert "whole date shifted" in done.stdout
-    assert "guard flag" in done.stdout
+    assert all(text in done.stdout for text in expected)

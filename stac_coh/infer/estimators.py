@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from stac_coh.box_filters import box_mean, check_window, nan_box_mean
 from stac_coh.errors import InputError
 
 __all__ = [
@@ -35,48 +36,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.floating]
-
-
-def _check_window(window: int) -> int:
-    """Windows are odd and positive so they centre on a pixel."""
-    if window < 1 or window % 2 == 0:
-        raise InputError(f"window must be an odd positive number of pixels, got {window}.")
-    return int(window)
-
-
-def _box_sum(x: FloatArray, window: int) -> FloatArray:
-    """Sum over a centred ``window`` x ``window`` box (zero outside) via an integral image."""
-    half = window // 2
-    padded = np.pad(x, ((half + 1, half), (half + 1, half)))
-    integral = padded.cumsum(axis=0).cumsum(axis=1)
-    rows, cols = x.shape[-2:]
-    return (
-        integral[window:, window:]
-        - integral[:rows, window:]
-        - integral[window:, :cols]
-        + integral[:rows, :cols]
-    )
-
-
-def box_mean(x: npt.ArrayLike, window: int) -> npt.NDArray[np.float64]:
-    """Mean over a centred square window; windows cut by the edge average what they hold."""
-    window = _check_window(window)
-    arr = np.asarray(x)
-    dtype = np.complex128 if np.iscomplexobj(arr) else np.float64
-    total = _box_sum(arr.astype(dtype), window)
-    count = _box_sum(np.ones(arr.shape, dtype=np.float64), window)
-    return total / count
-
-
-def nan_box_mean(x: npt.ArrayLike, window: int) -> tuple[FloatArray, FloatArray]:
-    """NaN-ignoring box mean and the count of finite pixels in each window."""
-    window = _check_window(window)
-    arr = np.asarray(x, dtype=np.float64)
-    good = np.isfinite(arr)
-    total = _box_sum(np.where(good, arr, 0.0), window)
-    count = _box_sum(good.astype(np.float64), window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count, count
 
 
 def boxcar_coherence(z1: npt.ArrayLike, z2: npt.ArrayLike, window: int) -> npt.NDArray[np.float32]:
@@ -191,7 +150,7 @@ class SiegertPredictor:
     """Odd window edge in pixels."""
 
     def __post_init__(self) -> None:
-        _check_window(self.window)
+        check_window(self.window)
 
     @property
     def halo(self) -> int:
@@ -255,7 +214,7 @@ class BackscatterLookup:
         smooth: int = 5,
     ) -> BackscatterLookup:
         """Fit on (t1, t2, coherence) arrays; empty bins take the nearest filled bin's value."""
-        proto = cls(smooth=_check_window(smooth))
+        proto = cls(smooth=check_window(smooth))
         nbins = len(proto.edges) - 1
         sums = np.zeros((nbins, nbins))
         counts = np.zeros((nbins, nbins), dtype=np.int64)

@@ -23,9 +23,12 @@ narrower than the pixel (rare in real products) read about a third of their shif
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from stac_coh.box_filters import nan_box_mean
 
 __all__ = ["HIGHPASS", "MAX_LAG", "ShiftAccumulator", "estimate_misregistration"]
 
@@ -44,21 +47,12 @@ MIN_PEAK = 0.15
 _LAGS = range(-MAX_LAG, MAX_LAG + 1)
 
 
-def _box_sum(values: npt.NDArray[np.float64], edge: int) -> npt.NDArray[np.float64]:
-    """Sum over the edge x edge window centred on each pixel (zero beyond the array)."""
-    half = edge // 2
-    padded = np.pad(values, ((half + 1, half), (half + 1, half)))
-    table = padded.cumsum(axis=0).cumsum(axis=1)
-    return table[edge:, edge:] - table[:-edge, edge:] - table[edge:, :-edge] + table[:-edge, :-edge]
-
-
-def _highpassed_log(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def _highpassed_log(image: npt.NDArray[np.float32]) -> npt.NDArray[np.floating[Any]]:
     """ln I minus its HIGHPASS-pixel mean; NaN wherever that window is not fully valid."""
     valid = np.isfinite(image) & (image > 0)
-    log = np.log(np.where(valid, image, 1.0)).astype(np.float64)
-    log[~valid] = 0.0
-    count = _box_sum(valid.astype(np.float64), HIGHPASS)
-    out = log - _box_sum(log, HIGHPASS) / HIGHPASS**2
+    log = np.where(valid, np.log(np.where(valid, image, 1.0)), np.nan)
+    local, count = nan_box_mean(log, HIGHPASS)
+    out = log - local
     out[count < HIGHPASS * HIGHPASS - 0.5] = np.nan
     return out
 

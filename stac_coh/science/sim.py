@@ -15,8 +15,8 @@ images are ``|z|^2`` block-averaged to the 10 m grid (ENL about 4.5, like GRD/RT
 (looks, impulse response, sampling, correlated pixels). A sub-pixel misregistration
 shifts the speckle of the second date (or, with ``shift_scene``, the whole second date)
 only for its detected image; the boxcar label is computed from the interferometrically
-coregistered SLCs. Thermal noise (NESZ) adds to
-both dates and lowers the true coherence of dark surfaces accordingly. Calibration gains
+coregistered SLCs. Thermal noise (NESZ) adds to both dates and lowers the true coherence
+of dark surfaces accordingly. Calibration gains
 and incidence ramps (``gain_db``, ``relative_gain_db``, ``ramp_db``) scale the detected
 images only: they change no coherence.
 

@@ -78,7 +78,7 @@ SHIFT_WINDOW = 256
 """Edge of the central part of each window that the misregistration estimate reads.
 
 A pair has one shift, and a few windows' worth of pixels measure it; the centre of a
-640 px window costs 8 ms on 2 CPU cores (55 ms whole), against seconds of inference.
+640 px window costs 10 ms on 2 CPU cores (64 ms whole), against seconds of inference.
 """
 
 READ_WINDOW = 512
